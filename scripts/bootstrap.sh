@@ -1,0 +1,35 @@
+# Sourced by scripts/up and scripts/test: makes a virtual environment for this checkout and activates it.
+# The environment lives outside the clone, keyed by the lock file, so a fresh clone reuses it and a changed
+# lock file gets a new one. Nothing here needs a manual step on a fresh machine.
+set -euo pipefail
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache_root=${SPARKPLANE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sparkplane}
+lock_key=$(cat "$repo_root/requirements.lock" "$repo_root/scripts/bootstrap.sh" | sha256sum | cut -c1-16)
+venv="$cache_root/venv-$lock_key"
+
+if ! command -v java >/dev/null 2>&1; then
+  echo "sparkplane needs Java 17 for Spark; installing openjdk-17-jre-headless" >&2
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null
+fi
+
+if ! command -v uv >/dev/null 2>&1; then
+  python3.11 -m pip install --quiet --user uv 2>/dev/null || python3.11 -m pip install --quiet uv
+  export PATH="$HOME/.local/bin:$PATH"
+fi
+
+if [ ! -f "$venv/.complete" ]; then
+  echo "Creating the Python environment in $venv (once per lock file)..." >&2
+  rm -rf "$venv"
+  mkdir -p "$cache_root"
+  uv venv --quiet --python 3.11 "$venv"
+  VIRTUAL_ENV="$venv" uv pip sync --quiet "$repo_root/requirements.lock"
+  touch "$venv/.complete"
+fi
+# The project itself is installed editable every time: cheap, and the venv may be shared by several clones.
+VIRTUAL_ENV="$venv" uv pip install --quiet --no-deps -e "$repo_root"
+
+# shellcheck disable=SC1091
+source "$venv/bin/activate"
+SPARK_HOME=$(python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
+export SPARK_HOME

@@ -1,0 +1,3 @@
+from sparkplane.cli.main import main
+
+main()

@@ -1,0 +1,27 @@
+"""The FastAPI application factory. Everything is injected through the Context; nothing happens at import."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from sparkplane import __version__
+from sparkplane.api import errors
+from sparkplane.api.middleware import BodyLimit, Metrics
+from sparkplane.api.routers import accounts, livy, native_batches, ops
+from sparkplane.services.context import Context
+
+
+def create_app(ctx: Context) -> FastAPI:
+    app = FastAPI(
+        title="sparkplane",
+        version=__version__,
+        description="A self-hosted control plane for Apache Spark. Native API under /api/v1, "
+        "Livy-compatible API under /livy.",
+    )
+    app.state.ctx = ctx
+    errors.install(app)
+    for router in (ops.router, accounts.router, native_batches.router, livy.router):
+        app.include_router(router)
+    app.add_middleware(BodyLimit, max_body=ctx.settings.max_body_bytes, max_upload=ctx.settings.max_upload_bytes)
+    app.add_middleware(Metrics)
+    return app

@@ -1,0 +1,45 @@
+"""FastAPI dependencies as `Annotated` aliases: the context, and who is calling."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from sparkplane.domain.errors import Unauthenticated
+from sparkplane.services import users
+from sparkplane.services.context import Context
+from sparkplane.services.principal import Principal
+
+
+def get_context(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+CtxDep = Annotated[Context, Depends(get_context)]
+
+
+def get_principal(request: Request, ctx: CtxDep) -> Principal:
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthenticated("log in: send HTTP Basic credentials or 'Authorization: Bearer <API token>'")
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer" and value.strip():
+        return users.authenticate_token(ctx, value.strip())
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise Unauthenticated("the Basic credentials are not valid base64 of 'user:password'") from exc
+        username, sep, password = decoded.partition(":")
+        if not sep:
+            raise Unauthenticated("the Basic credentials must be 'user:password'")
+        return users.authenticate_basic(ctx, username, password)
+    raise Unauthenticated("unsupported Authorization scheme; use Basic or Bearer")
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -1,0 +1,77 @@
+"""Every error is JSON with a message a person can act on. Livy's face answers `{"msg": …}` as Livy does;
+the native face answers `{"detail": …}` as FastAPI does. Nothing here ever returns a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException
+
+from sparkplane.domain.errors import SparkplaneError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    key = "msg" if request.url.path.startswith("/livy") else "detail"
+    return JSONResponse({key: message}, status_code=status, headers=headers)
+
+
+def describe_validation(errors: Sequence[Any]) -> str:
+    """Pydantic's errors as one sentence naming each field, e.g. 'Unrecognized field "foo"'."""
+    parts = []
+    for error in errors:
+        loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
+        where = ".".join(loc) or "body"
+        if error.get("type") == "extra_forbidden":
+            parts.append(f'Unrecognized field "{where}"')
+        elif error.get("type") == "missing":
+            parts.append(f'Missing required field "{where}"')
+        elif error.get("type") == "json_invalid":
+            parts.append("the body is not valid JSON")
+        else:
+            parts.append(f"{where}: {error.get('msg', 'invalid value')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(SparkplaneError)
+    async def _domain(request: Request, exc: SparkplaneError) -> JSONResponse:
+        headers = {"WWW-Authenticate": 'Basic realm="sparkplane"'} if exc.status == 401 else None
+        return error_response(request, exc.status, exc.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(request, 400, describe_validation(exc.errors()))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        return error_response(request, exc.status_code, message, dict(exc.headers or {}))
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", type(exc.orig).__name__)
+        return error_response(
+            request, 503, "the database is unavailable right now; try again shortly", {"Retry-After": "5"}
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return error_response(
+                request, 503, "the database connection was lost; try again shortly", {"Retry-After": "5"}
+            )
+        log.exception("database error")
+        return error_response(request, 500, "internal error while talking to the database; see the server log")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(request, 500, "internal error; see the server log")

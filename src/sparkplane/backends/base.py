@@ -1,0 +1,98 @@
+"""The one interface between the control plane and a data plane.
+
+Backends only report what they see (an `Observation` in our `Observed` vocabulary, with the vendor's own
+string kept beside it); deciding what that means for a row is the domain's job (`next_batch_state`).
+They are synchronous because Celery tasks and the vendor SDKs are. They never touch the database.
+
+Errors follow kopf's taxonomy: `TransientBackendError` (retry later, no state change),
+`PermanentBackendError` (the run cannot happen: it fails with the message), `UnsupportedOperation`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from sparkplane.domain.specs import BatchSpec
+from sparkplane.domain.states import Observed
+
+
+class Capability(enum.Flag):
+    BATCH = enum.auto()
+    SESSION = enum.auto()
+    STATEMENTS = enum.auto()
+    LOGS = enum.auto()
+
+
+@dataclass(frozen=True, slots=True)
+class Handle:
+    """Where a run lives on its backend; persisted on the row as JSON."""
+
+    backend: str
+    external_id: str
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"backend": self.backend, "external_id": self.external_id, "extra": dict(self.extra)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Handle:
+        return cls(str(data["backend"]), str(data["external_id"]), dict(data.get("extra") or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    state: Observed
+    native_state: str
+    message: str | None = None
+    spark_app_id: str | None = None
+    ui_url: str | None = None
+    exit_code: int | None = None
+
+
+class BackendError(Exception):
+    pass
+
+
+class TransientBackendError(BackendError):
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentBackendError(BackendError):
+    pass
+
+
+class UnsupportedOperation(BackendError):
+    pass
+
+
+class ComputeBackend(Protocol):
+    name: ClassVar[str]
+    capabilities: ClassVar[Capability]
+
+    def submit_batch(self, spec: BatchSpec, *, idempotency_key: str) -> Handle:
+        """Start the batch, or return the handle of the one already started under this key."""
+        ...
+
+    def observe(self, handle: Handle) -> Observation | None:
+        """The run's state now; None when the backend has no record of it."""
+        ...
+
+    def cancel(self, handle: Handle, *, grace: dt.timedelta) -> None:
+        """Stop the run; idempotent: a run that is gone or finished counts as cancelled."""
+        ...
+
+    def fetch_logs(self, handle: Handle, *, tail_lines: int | None = None) -> str | None:
+        """The driver's log so far (the last `tail_lines` lines, or all), or None when there is none."""
+        ...
+
+    def active_external_ids(self) -> set[str]:
+        """Every run this backend still has alive, for cleanup to find orphans."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,188 @@
+"""Server roles: `sparkplane api | worker | watch | cleanup | db | config`. Each builds its context from the
+settings once, runs, and closes it; `sparkplane up` (cli/up.py) runs them all as child processes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sparkplane.cli import logs
+from sparkplane.services.context import Context, build_context
+from sparkplane.settings import Settings, load_settings, masked
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Folder for embedded mode's files")]
+
+db_app = typer.Typer(help="Database schema (alembic).", no_args_is_help=True)
+watch_app = typer.Typer(help="Reconcile loops.", no_args_is_help=True)
+
+
+def settings_for(data_dir: Path | None = None, **overrides: object) -> Settings:
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir.expanduser().resolve()
+    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    return settings
+
+
+def context_for(settings: Settings, role: str) -> Context:
+    from sparkplane.worker.celery_app import CeleryDispatcher, make_celery
+
+    logs.configure(settings.log_level, settings.log_format, role)
+    return build_context(settings, dispatcher=CeleryDispatcher(make_celery(settings)))
+
+
+def api(
+    data_dir: DataDir = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind")] = None,
+) -> None:
+    """Serve the REST API (native /api/v1 and Livy-compatible /livy), /metrics and health."""
+    import uvicorn
+
+    settings = settings_for(data_dir, host=host, port=port)
+    ctx = context_for(settings, "api")
+    from sparkplane.api.app import create_app
+
+    config = uvicorn.Config(
+        create_app(ctx),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        ctx.close()
+
+
+def worker(
+    data_dir: DataDir = None,
+    concurrency: Annotated[int, typer.Option(help="Tasks run at once (threads)")] = 4,
+) -> None:
+    """Run the Celery worker that launches and cancels work on the backends."""
+    settings = settings_for(data_dir)
+    ctx = context_for(settings, "worker")
+    from sparkplane.worker import tasks
+    from sparkplane.worker.celery_app import make_celery
+
+    tasks.install_context(ctx)
+    app = make_celery(settings)
+    argv = [
+        "worker",
+        "--pool=threads",
+        f"--concurrency={concurrency}",
+        "--loglevel=WARNING",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-Q",
+        "sparkplane",
+    ]
+    try:
+        app.worker_main(argv)
+    finally:
+        ctx.close()
+
+
+@watch_app.command("batch")
+def watch_batch(data_dir: DataDir = None) -> None:
+    """Reconcile batches with their backends, relay the outbox, collect logs of finished batches."""
+    from sparkplane.watchers.batch import batch_watcher
+
+    ctx = context_for(settings_for(data_dir), "watch-batch")
+    loop = batch_watcher(ctx)
+    loop.install_signal_handlers()
+    try:
+        loop.run()
+    finally:
+        ctx.close()
+
+
+@watch_app.command("interactive")
+def watch_interactive(data_dir: DataDir = None) -> None:
+    """Reconcile sessions and clusters with their backends."""
+    from sparkplane.watchers.interactive import interactive_watcher
+
+    ctx = context_for(settings_for(data_dir), "watch-interactive")
+    loop = interactive_watcher(ctx)
+    loop.install_signal_handlers()
+    try:
+        loop.run()
+    finally:
+        ctx.close()
+
+
+def cleanup(data_dir: DataDir = None) -> None:
+    """One cleanup pass: expired rows and logs, orphaned runs. Idempotent; safe to run twice at once."""
+    from sparkplane.services.cleanup import run_cleanup
+
+    ctx = context_for(settings_for(data_dir), "cleanup")
+    try:
+        report = run_cleanup(ctx)
+    finally:
+        ctx.close()
+    typer.echo(json.dumps({"deleted_batches": report.deleted_batches, "orphans_killed": report.orphans_killed}))
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    data_dir: DataDir = None, revision: Annotated[str, typer.Argument(help="Target revision")] = "head"
+) -> None:
+    """Apply migrations up to REVISION (alembic upgrade); the only way the schema changes."""
+    from sparkplane.db import migrate
+    from sparkplane.db.base import make_engine
+
+    settings = settings_for(data_dir)
+    logs.configure(settings.log_level, settings.log_format, "migrate")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.sqlalchemy_url())
+    try:
+        migrate.upgrade(engine, revision)
+        typer.echo(f"database at revision {migrate.current_revision(engine)}")
+    finally:
+        engine.dispose()
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base")], data_dir: DataDir = None
+) -> None:
+    """Revert migrations down to REVISION."""
+    from sparkplane.db import migrate
+    from sparkplane.db.base import make_engine
+
+    engine = make_engine(settings_for(data_dir).sqlalchemy_url())
+    try:
+        migrate.downgrade(engine, revision)
+        typer.echo(f"database at revision {migrate.current_revision(engine)}")
+    finally:
+        engine.dispose()
+
+
+@db_app.command("current")
+def db_current(data_dir: DataDir = None) -> None:
+    """Print the schema revision of the database and the newest one this version knows."""
+    from sparkplane.db import migrate
+    from sparkplane.db.base import make_engine
+
+    engine = make_engine(settings_for(data_dir).sqlalchemy_url())
+    try:
+        typer.echo(f"current: {migrate.current_revision(engine)}  head: {migrate.head_revision()}")
+    finally:
+        engine.dispose()
+
+
+def config(data_dir: DataDir = None) -> None:
+    """Print the effective settings, with every secret masked."""
+    try:
+        settings = settings_for(data_dir)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    json.dump(masked(settings), sys.stdout, indent=2, sort_keys=True, default=str)
+    sys.stdout.write("\n")

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from sparkplane.db.models import Batch, StateEvent
+from sparkplane.db.repositories.transitions import record_creation, transition
+from sparkplane.domain.states import BATCH_TERMINAL, BATCH_TRANSITIONS, BatchState
+
+_ACTIVE = [str(s) for s in BatchState if s not in BATCH_TERMINAL]
+
+
+class BatchRepository:
+    def __init__(self, db: Session) -> None:
+        self.db = db
+
+    def add(self, batch: Batch, now: dt.datetime) -> Batch:
+        self.db.add(batch)
+        self.db.flush()
+        record_creation(self.db, entity="batch", entity_id=batch.id, state=BatchState(batch.state), now=now)
+        return batch
+
+    def get(self, batch_id: int, *, for_update: bool = False, skip_locked: bool = False) -> Batch | None:
+        query = select(Batch).where(Batch.id == batch_id)
+        if for_update:
+            query = query.with_for_update(skip_locked=skip_locked)
+        return self.db.scalars(query).one_or_none()
+
+    def visible(self, owner_id: int | None) -> Select[Batch]:
+        query = select(Batch)
+        return query if owner_id is None else query.where(Batch.owner_id == owner_id)
+
+    def find(self, ref: str, owner_id: int | None) -> Batch | None:
+        """By id, or by name (Livy lets a non-numeric path segment name the batch); newest first."""
+        query = self.visible(owner_id)
+        if ref.isdigit():
+            return self.db.scalar(query.where(Batch.id == int(ref)))
+        return self.db.scalar(query.where(Batch.name == ref).order_by(Batch.id.desc()).limit(1))
+
+    def page(
+        self, owner_id: int | None, offset: int, limit: int, state: str | None = None
+    ) -> tuple[Sequence[Batch], int]:
+        query = self.visible(owner_id)
+        if state is not None:
+            query = query.where(Batch.state == state)
+        total = int(self.db.scalar(select(func.count()).select_from(query.subquery())) or 0)
+        rows = self.db.scalars(query.order_by(Batch.id).offset(offset).limit(limit)).all()
+        return rows, total
+
+    def transition(
+        self,
+        batch: Batch,
+        to: BatchState,
+        now: dt.datetime,
+        *,
+        reason: str | None = None,
+        message: str | None = None,
+        **values: Any,
+    ) -> bool:
+        if to in BATCH_TERMINAL:
+            values.setdefault("finished_at", now)
+        if to == BatchState.RUNNING and batch.started_at is None:
+            values.setdefault("started_at", now)
+        if message is not None:
+            values.setdefault("message", message)
+        return transition(
+            self.db,
+            batch,
+            entity="batch",
+            table=BATCH_TRANSITIONS,
+            to=to,
+            now=now,
+            reason=reason,
+            message=message,
+            values=values,
+        )
+
+    def set_fields(self, batch: Batch, **values: Any) -> None:
+        self.db.execute(update(Batch).where(Batch.id == batch.id).values(**values))
+        self.db.expire(batch)
+
+    def due_for_observation(self, limit: int) -> Sequence[int]:
+        """Ids of unfinished batches, least recently observed first, bounded (never 'fetch all active')."""
+        query = (
+            select(Batch.id)
+            .where(Batch.state.in_(_ACTIVE))
+            .order_by(Batch.last_observed_at.asc().nulls_first(), Batch.id)
+            .limit(limit)
+        )
+        return self.db.scalars(query).all()
+
+    def counts_by_state(self) -> dict[str, int]:
+        rows = self.db.execute(select(Batch.state, func.count()).group_by(Batch.state)).all()
+        return {str(state): int(count) for state, count in rows}
+
+    def finished_before(self, cutoff: dt.datetime, limit: int) -> Sequence[Batch]:
+        query = (
+            select(Batch).where(Batch.state.not_in(_ACTIVE), Batch.finished_at < cutoff).order_by(Batch.id).limit(limit)
+        )
+        return self.db.scalars(query).all()
+
+    def active_uids(self, backend: str) -> set[str]:
+        query = select(Batch.uid).where(Batch.backend == backend, or_(Batch.state.in_(_ACTIVE)))
+        return set(self.db.scalars(query).all())
+
+    def events(self, batch_id: int) -> Sequence[StateEvent]:
+        query = (
+            select(StateEvent)
+            .where(StateEvent.entity == "batch", StateEvent.entity_id == batch_id)
+            .order_by(StateEvent.id)
+        )
+        return self.db.scalars(query).all()
+
+    def delete(self, batch: Batch) -> None:
+        self.db.delete(batch)

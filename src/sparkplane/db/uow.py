@@ -1,0 +1,40 @@
+"""Unit of work: one transaction, the repositories bound to it. Services open it; routes and tasks never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from sparkplane.db.repositories.batches import BatchRepository
+from sparkplane.db.repositories.files import FileRepository
+from sparkplane.db.repositories.outbox import OutboxRepository
+from sparkplane.db.repositories.users import TokenRepository, UserRepository
+
+
+class UnitOfWork:
+    def __init__(self, db: Session) -> None:
+        self.db = db
+        self.users = UserRepository(db)
+        self.tokens = TokenRepository(db)
+        self.files = FileRepository(db)
+        self.batches = BatchRepository(db)
+        self.outbox = OutboxRepository(db)
+        self.skip_locked = db.get_bind().dialect.name == "postgresql"
+
+
+class Database:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def uow(self) -> Iterator[UnitOfWork]:
+        """Commit on success, roll back on any exception."""
+        with self._sessions() as db, db.begin():
+            yield UnitOfWork(db)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

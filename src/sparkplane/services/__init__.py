@@ -1,0 +1,1 @@
+"""Use cases. Every role (api, worker, watchers, cli) calls these; they own transactions and call backends."""

@@ -1,0 +1,192 @@
+"""Settings, read once from the environment (and a secrets folder) and injected; never read at import.
+
+The DataRobot deployment guide's variable names keep their names (SPARK_*, AWS_*, GCP_*, AZURE_*, PGSQL_*,
+RABBITMQ_*); everything else is SPARKPLANE_*. Secrets are `SecretStr`, and may come from files named like the
+variable in `SPARKPLANE_SECRETS_DIR` (a mounted Kubernetes Secret).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _seed(name: str) -> Any:
+    """A field read from the seed's own variable name, with no SPARKPLANE_ prefix."""
+    return Field(default=None, validation_alias=AliasChoices(name))
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "sparkplane"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SPARKPLANE_", env_nested_delimiter="__", extra="ignore", populate_by_name=True
+    )
+
+    environment: Literal["embedded", "production"] = Field(
+        default="embedded", description="production refuses embedded-only defaults (SQLite, generated keys)"
+    )
+    data_dir: Path = Field(default_factory=default_data_dir, description="Where embedded mode keeps its files")
+    host: str = Field(default="127.0.0.1", description="Address the API binds")
+    port: int = Field(default=8998, description="Port the API binds (Livy's)")
+    public_url: str | None = Field(default=None, description="URL users reach the API at, for links")
+    log_level: str = Field(default="INFO", description="Python log level of every role")
+    log_format: Literal["json", "console"] = Field(default="json", description="json for machines")
+
+    # --- database: a URL, or the seed's parts -------------------------------------------------------------
+    database_url: SecretStr | None = Field(default=None, description="SQLAlchemy URL; overrides PGSQL_*")
+    pgsql_host: str | None = _seed("PGSQL_HOST")
+    pgsql_port: int = Field(default=5432, validation_alias=AliasChoices("PGSQL_PORT"))
+    pgsql_user: str | None = _seed("PGSQL_USER")
+    pgsql_database: str | None = _seed("PGSQL_DATABASE")
+    pgsql_connection_options: str = Field(default="", validation_alias=AliasChoices("PGSQL_CONNECTION_OPTIONS"))
+    pgsql_password: SecretStr | None = _seed("PGSQL_PASSWORD")
+
+    # --- queue: a URL, or the seed's parts --------------------------------------------------------------------
+    broker_url: SecretStr | None = Field(default=None, description="Celery broker URL; overrides RABBITMQ_*")
+    rabbitmq_host: str | None = _seed("RABBITMQ_HOST")
+    rabbitmq_port: int = Field(default=5672, validation_alias=AliasChoices("RABBITMQ_PORT"))
+    rabbitmq_admin_port: int = Field(default=15672, validation_alias=AliasChoices("RABBITMQ_ADMIN_PORT"))
+    rabbitmq_scheme: Literal["amqp", "amqps"] = Field(default="amqp", validation_alias=AliasChoices("RABBITMQ_SCHEME"))
+    rabbitmq_user: str | None = _seed("RABBITMQ_USER")
+    rabbitmq_vhost: str = Field(default="/", validation_alias=AliasChoices("RABBITMQ_VHOST"))
+    rabbitmq_password: SecretStr | None = _seed("RABBITMQ_PASSWORD")
+
+    # --- users -------------------------------------------------------------------------------------------------
+    admin_password: SecretStr | None = Field(
+        default=None, description="Password of the first admin; generated and printed once when unset"
+    )
+
+    # --- data plane ------------------------------------------------------------------------------------------
+    backend: Literal["local"] = Field(default="local", description="Backend that runs new batches")
+    spark_master: str = Field(default="local[*]", description="Spark master of the local backend")
+    spark_blob_storage: str | None = _seed("SPARK_BLOB_STORAGE")
+    spark_customer_iam_role: str | None = _seed("SPARK_CUSTOMER_IAM_ROLE")
+    spark_network_aws_subnet_ids: list[str] = Field(
+        default_factory=list, validation_alias=AliasChoices("SPARK_NETWORK_AWS_SUBNET_IDS")
+    )
+    spark_network_aws_security_groups: list[str] = Field(
+        default_factory=list, validation_alias=AliasChoices("SPARK_NETWORK_AWS_SECURITY_GROUPS")
+    )
+    aws_default_region: str | None = _seed("AWS_DEFAULT_REGION")
+    gcp_dataproc_project_id: str | None = _seed("GCP_DATAPROC_PROJECT_ID")
+    gcp_dataproc_region: str | None = _seed("GCP_DATAPROC_REGION")
+    gcp_dataproc_network: str | None = _seed("GCP_DATAPROC_NETWORK")
+    gcp_dataproc_subnet: str | None = _seed("GCP_DATAPROC_SUBNET")
+    azure_workspace_host: str | None = _seed("AZURE_WORKSPACE_HOST")
+    azure_subscription_id: str | None = _seed("AZURE_SUBSCRIPTION_ID")
+    azure_resource_group_name: str | None = _seed("AZURE_RESOURCE_GROUP_NAME")
+    azure_client_id: str | None = _seed("AZURE_CLIENT_ID")
+
+    # --- limits and loops ----------------------------------------------------------------------------------
+    max_body_bytes: int = Field(default=1_048_576, description="Largest JSON request body")
+    max_upload_bytes: int = Field(default=200 * 1_048_576, description="Largest uploaded application file")
+    reconcile_interval_seconds: float = Field(default=1.0, description="Pause between watcher passes")
+    reconcile_batch_size: int = Field(default=200, description="Rows one watcher pass observes at most")
+    redispatch_after_seconds: float = Field(
+        default=15.0, description="A launch not picked up by a worker after this long is enqueued again"
+    )
+    zombie_after_seconds: float = Field(
+        default=120.0, description="A run its backend has no record of for this long is declared lost"
+    )
+    cancel_grace_seconds: float = Field(default=10.0, description="SIGTERM-to-SIGKILL grace when killing a run")
+    cleanup_interval_seconds: float = Field(default=60.0, description="How often `sparkplane up` runs cleanup")
+    retention_days: float = Field(default=30.0, description="Finished rows and their logs are kept this long")
+
+    @field_validator("spark_network_aws_subnet_ids", "spark_network_aws_security_groups", mode="before")
+    @classmethod
+    def _json_or_csv_list(cls, value: Any) -> Any:
+        # The seed's examples give JSON lists ('["subnet-1","subnet-2"]'); a comma list is accepted too.
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    # --- derived ---------------------------------------------------------------------------------------------
+    def sqlalchemy_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        if self.pgsql_host:
+            password = self.pgsql_password.get_secret_value() if self.pgsql_password else ""
+            auth = quote(self.pgsql_user or "postgres", safe="") + (f":{quote(password, safe='')}" if password else "")
+            options = self.pgsql_connection_options
+            if options and not options.startswith("?"):
+                options = "?" + options
+            database = self.pgsql_database or "sparkplane"
+            return f"postgresql+psycopg://{auth}@{self.pgsql_host}:{self.pgsql_port}/{database}{options}"
+        return f"sqlite:///{self.data_dir / 'sparkplane.sqlite'}"
+
+    def celery_broker_url(self) -> str:
+        if self.broker_url is not None:
+            return self.broker_url.get_secret_value()
+        if self.rabbitmq_host:
+            password = self.rabbitmq_password.get_secret_value() if self.rabbitmq_password else ""
+            auth = quote(self.rabbitmq_user or "guest", safe="") + (f":{quote(password, safe='')}" if password else "")
+            vhost = quote(self.rabbitmq_vhost, safe="")
+            return f"{self.rabbitmq_scheme}://{auth}@{self.rabbitmq_host}:{self.rabbitmq_port}/{vhost}"
+        # Embedded: Celery over kombu's SQLAlchemy transport on a SQLite file; no broker process.
+        return f"sqla+sqlite:///{self.data_dir / 'broker.sqlite'}"
+
+    def blob_root(self) -> str:
+        return self.spark_blob_storage or (self.data_dir / "blob").as_uri()
+
+    def run_root(self) -> Path:
+        return self.data_dir / "runs"
+
+    def is_embedded_database(self) -> bool:
+        return self.sqlalchemy_url().startswith("sqlite")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    secrets_dir = os.environ.get("SPARKPLANE_SECRETS_DIR")
+    settings = Settings(_secrets_dir=secrets_dir, **overrides) if secrets_dir else Settings(**overrides)
+    _enforce_production_safety(settings)
+    return settings
+
+
+def _enforce_production_safety(settings: Settings) -> None:
+    if settings.environment != "production":
+        return
+    problems = []
+    if settings.is_embedded_database():
+        problems.append("a PostgreSQL database (PGSQL_HOST or SPARKPLANE_DATABASE_URL)")
+    if settings.celery_broker_url().startswith("sqla+"):
+        problems.append("a RabbitMQ broker (RABBITMQ_HOST or SPARKPLANE_BROKER_URL)")
+    if problems:
+        raise ValueError("SPARKPLANE_ENVIRONMENT=production needs " + " and ".join(problems))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective settings with every secret masked, and URLs' passwords hidden, for `sparkplane config`."""
+    out: dict[str, Any] = {}
+    for name, value in settings.model_dump().items():
+        if isinstance(value, SecretStr):
+            out[name] = "**********" if value.get_secret_value() else ""
+        elif isinstance(value, Path):
+            out[name] = str(value)
+        else:
+            out[name] = value
+    out["effective_database_url"] = _hide_password(settings.sqlalchemy_url())
+    out["effective_broker_url"] = _hide_password(settings.celery_broker_url())
+    return out
+
+
+def _hide_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    auth, _, host = rest.rpartition("@")
+    user = auth.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in auth else url

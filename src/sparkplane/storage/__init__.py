@@ -1,0 +1,1 @@
+"""Blob storage (`SPARK_BLOB_STORAGE`): uploaded application files and collected logs."""
