@@ -18,13 +18,19 @@ if ! command -v uv >/dev/null 2>&1; then
   export PATH="$HOME/.local/bin:$PATH"
 fi
 
+mkdir -p "$cache_root"
 if [ ! -f "$venv/.complete" ]; then
-  echo "Creating the Python environment in $venv (once per lock file)..." >&2
-  rm -rf "$venv"
-  mkdir -p "$cache_root"
-  uv venv --quiet --python 3.11 "$venv"
-  VIRTUAL_ENV="$venv" uv pip sync --quiet "$repo_root/requirements.lock"
-  touch "$venv/.complete"
+  # Several clones (or a test run and a developer) may bootstrap at once: one builds, the others wait.
+  exec 9>"$cache_root/.build.lock"
+  flock 9
+  if [ ! -f "$venv/.complete" ]; then
+    echo "Creating the Python environment in $venv (once per lock file)..." >&2
+    rm -rf "$venv"
+    uv venv --quiet --python 3.11 "$venv"
+    VIRTUAL_ENV="$venv" uv pip sync --quiet "$repo_root/requirements.lock"
+    touch "$venv/.complete"
+  fi
+  flock -u 9
 fi
 # The project itself is installed editable every time: cheap, and the venv may be shared by several clones.
 VIRTUAL_ENV="$venv" uv pip install --quiet --no-deps -e "$repo_root"

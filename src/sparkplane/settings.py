@@ -7,14 +7,15 @@ variable in `SPARKPLANE_SECRETS_DIR` (a mounted Kubernetes Secret).
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _seed(name: str) -> Any:
@@ -66,14 +67,16 @@ class Settings(BaseSettings):
     )
 
     # --- data plane ------------------------------------------------------------------------------------------
-    backend: Literal["local"] = Field(default="local", description="Backend that runs new batches")
+    backend: Literal["local", "fake"] = Field(
+        default="local", description="Backend that runs new batches (fake: in-memory, for tests and load runs)"
+    )
     spark_master: str = Field(default="local[*]", description="Spark master of the local backend")
     spark_blob_storage: str | None = _seed("SPARK_BLOB_STORAGE")
     spark_customer_iam_role: str | None = _seed("SPARK_CUSTOMER_IAM_ROLE")
-    spark_network_aws_subnet_ids: list[str] = Field(
+    spark_network_aws_subnet_ids: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=AliasChoices("SPARK_NETWORK_AWS_SUBNET_IDS")
     )
-    spark_network_aws_security_groups: list[str] = Field(
+    spark_network_aws_security_groups: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=AliasChoices("SPARK_NETWORK_AWS_SECURITY_GROUPS")
     )
     aws_default_region: str | None = _seed("AWS_DEFAULT_REGION")
@@ -105,7 +108,9 @@ class Settings(BaseSettings):
     @classmethod
     def _json_or_csv_list(cls, value: Any) -> Any:
         # The seed's examples give JSON lists ('["subnet-1","subnet-2"]'); a comma list is accepted too.
-        if isinstance(value, str) and not value.strip().startswith("["):
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from sparkplane import __version__
-from sparkplane.cli import server, up
+from sparkplane.cli import client_commands, server, up
 
 app = typer.Typer(
     name="sparkplane",
@@ -23,24 +23,16 @@ app.add_typer(server.watch_app, name="watch")
 app.add_typer(server.db_app, name="db")
 
 
-def _mount_client_commands() -> None:
-    try:
-        from sparkplane.cli import client_commands
-    except ImportError:  # the client commands are optional while they are being built
-        return
-    app.command("login")(client_commands.login)
-    app.add_typer(client_commands.batches_app, name="batches", help="Submit and follow Spark batches.")
-    app.add_typer(client_commands.users_app, name="users", help="Manage users (admins).")
-    app.add_typer(client_commands.tokens_app, name="tokens", help="Manage your API tokens.")
+app.command("login")(client_commands.login)
+app.add_typer(client_commands.batches_app, name="batches", help="Submit and follow Spark batches.")
+app.add_typer(client_commands.users_app, name="users", help="Manage users (admins).")
+app.add_typer(client_commands.tokens_app, name="tokens", help="Manage your API tokens.")
 
 
 @app.command("version")
 def version() -> None:
     """Print sparkplane's version."""
     typer.echo(__version__)
-
-
-_mount_client_commands()
 
 
 def main() -> None:

@@ -89,6 +89,8 @@ def reconcile(ctx: Context, batch_id: int) -> None:
             uow.batches.set_fields(batch, **fields)
             _retry_cancel_if_stuck(ctx, uow, batch, now)
             return
+        if target not in BATCH_TERMINAL:
+            _retry_cancel_if_stuck(ctx, uow, batch, now)
         if target in BATCH_TERMINAL:
             fields["log_key"] = _collect_log(ctx, batch, handle)
             if target != BatchState.SUCCESS:

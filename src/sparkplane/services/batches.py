@@ -154,6 +154,14 @@ def spec_of(batch: Batch) -> BatchSpec:
     )
 
 
+def spec_of_request(ctx: Context, batch_id: int) -> BatchSpec:
+    with ctx.db.uow() as uow:
+        batch = uow.batches.get(batch_id)
+        if batch is None:
+            raise NotFound(f"Batch '{batch_id}' not found.")
+        return spec_of(batch)
+
+
 def _owned(ctx: Context, principal: Principal, ref: str | int) -> tuple[Batch, str]:
     with ctx.db.uow() as uow:
         batch = uow.batches.find(str(ref), principal.owner_filter)

@@ -72,7 +72,12 @@ def default_backends(settings: Settings) -> Backends:
         spark_home = os.environ.get("SPARK_HOME") or _pyspark_home()
         return LocalBackend(settings.run_root(), spark_home=Path(spark_home), master=settings.spark_master)
 
-    return Backends({"local": local})
+    def fake() -> ComputeBackend:
+        from sparkplane.backends.fake import FakeBackend
+
+        return FakeBackend(auto_advance=True)
+
+    return Backends({"local": local, "fake": fake})
 
 
 def _pyspark_home() -> str:

@@ -45,6 +45,9 @@ def relay(ctx: Context, *, only: list[int] | None = None, limit: int = 500) -> i
                 break  # the broker is down: the rest would fail the same way
         uow.outbox.delete(published)
         uow.outbox.bump_attempts(failed)
+        launched = [e.entity_id for e in entries if e.id in published and e.task == LAUNCH_BATCH]
+        # The watcher's "lost message" timer counts from the last dispatch, not from submission.
+        uow.batches.mark_dispatched(launched, ctx.clock.now())
     if failed:
         log.warning("broker unavailable; %d outbox entries wait for the relay", len(failed))
     return len(published)

@@ -91,9 +91,12 @@ def resolve(ctx: Context, principal: Principal, field: str, ref: str) -> str:
         except BlobError as exc:
             raise InvalidInput(f"{field}: {exc}") from exc
     _check_owner(principal, field, ref, key)
-    if not ctx.blobs.exists(key):
-        raise InvalidInput(f"{field} '{ref}' does not exist in the blob storage")
-    return ctx.blobs.uri(key)
+    try:
+        if not ctx.blobs.exists(key):
+            raise InvalidInput(f"{field} '{ref}' does not exist in the blob storage")
+        return ctx.blobs.uri(key)
+    except BlobError as exc:  # e.g. a symlink inside the store that points out of it
+        raise InvalidInput(f"{field}: {exc}") from exc
 
 
 def _check_owner(principal: Principal, field: str, ref: str, key: str) -> None:

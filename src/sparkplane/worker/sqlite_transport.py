@@ -12,7 +12,7 @@ from kombu.transport.sqlalchemy import Transport as _SqlTransport
 ALIAS = "sparkplane-sql"
 
 
-class Transport(_SqlTransport):  # type: ignore[misc]
+class Transport(_SqlTransport):
     polling_interval = 0.2
 
 

@@ -63,6 +63,8 @@ class BatchRepository:
     ) -> bool:
         if to in BATCH_TERMINAL:
             values.setdefault("finished_at", now)
+            if to != BatchState.SUCCESS and reason is not None:
+                values.setdefault("failure_reason", reason)
         if to == BatchState.RUNNING and batch.started_at is None:
             values.setdefault("started_at", now)
         if message is not None:
@@ -82,6 +84,10 @@ class BatchRepository:
     def set_fields(self, batch: Batch, **values: Any) -> None:
         self.db.execute(update(Batch).where(Batch.id == batch.id).values(**values))
         self.db.expire(batch)
+
+    def mark_dispatched(self, batch_ids: Sequence[int], now: dt.datetime) -> None:
+        if batch_ids:
+            self.db.execute(update(Batch).where(Batch.id.in_(batch_ids)).values(last_observed_at=now))
 
     def due_for_observation(self, limit: int) -> Sequence[int]:
         """Ids of unfinished batches, least recently observed first, bounded (never 'fetch all active')."""

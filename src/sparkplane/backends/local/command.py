@@ -1,0 +1,122 @@
+"""From a `BatchSpec` to the `spark-submit` command line and its environment.
+
+Pure functions, so that every flag is unit-tested without starting Spark. Precedence, weakest first: our
+defaults (event log, console progress) < the user's `conf` < the spec's typed fields. The typed fields win
+because spark-submit itself lets `--driver-memory` beat `--conf spark.driver.memory`; we apply the same rule
+to the fields that only exist as `--conf` (executor instances, YARN queue) and drop the user's duplicate, so
+the command line never carries one key twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from sparkplane.domain.specs import BatchSpec
+
+LOCAL_ANY_CORES = "local[*]"
+EVENT_LOG_PREFIX = "spark.eventLog."
+CONSOLE_PROGRESS = "spark.ui.showConsoleProgress"
+EXECUTOR_INSTANCES = "spark.executor.instances"
+YARN_QUEUE = "spark.yarn.queue"
+
+_LIST_FLAGS = (
+    ("--jars", "jars"),
+    ("--py-files", "py_files"),
+    ("--files", "files"),
+    ("--archives", "archives"),
+)
+
+
+def effective_master(master: str, driver_cores: int | None) -> str:
+    """In local mode the driver *is* the executor, so driver cores size the local thread pool."""
+    if master == LOCAL_ANY_CORES and driver_cores is not None:
+        return f"local[{driver_cores}]"
+    return master
+
+
+def conf_entries(spec: BatchSpec, *, event_log_dir: str | None) -> dict[str, str]:
+    """Every `--conf` the command carries, in order: our defaults, the user's conf, then the typed fields."""
+    conf: dict[str, str] = {}
+    # The event log is how we learn the application id in local mode; a user who configures their own
+    # event log keeps it untouched (we then report no application id rather than fight over the setting).
+    if event_log_dir is not None and not any(key.startswith(EVENT_LOG_PREFIX) for key in spec.conf):
+        conf["spark.eventLog.enabled"] = "true"
+        conf["spark.eventLog.dir"] = event_log_dir
+    # The progress bar redraws with carriage returns and fills driver.log with noise.
+    if CONSOLE_PROGRESS not in spec.conf:
+        conf[CONSOLE_PROGRESS] = "false"
+    conf.update(spec.conf)
+    if spec.resources.num_executors is not None:
+        conf[EXECUTOR_INSTANCES] = str(spec.resources.num_executors)
+    if spec.queue:
+        conf[YARN_QUEUE] = spec.queue
+    return conf
+
+
+def build_argv(
+    spec: BatchSpec,
+    *,
+    spark_submit: str,
+    master: str,
+    default_name: str,
+    event_log_dir: str | None,
+) -> list[str]:
+    """The spark-submit command line for `spec`; `default_name` names the application if the spec does not."""
+    argv = [
+        spark_submit,
+        "--master",
+        effective_master(master, spec.resources.driver_cores),
+        "--name",
+        spec.name or default_name,
+    ]
+    if spec.class_name:
+        argv += ["--class", spec.class_name]
+    for flag, attribute in _LIST_FLAGS:
+        values: tuple[str, ...] = getattr(spec, attribute)
+        if values:
+            argv += [flag, ",".join(values)]
+    resources = spec.resources
+    for flag, value in (
+        ("--driver-memory", resources.driver_memory),
+        ("--executor-memory", resources.executor_memory),
+        ("--executor-cores", resources.executor_cores),
+    ):
+        if value is not None:
+            argv += [flag, str(value)]
+    if spec.proxy_user:
+        argv += ["--proxy-user", spec.proxy_user]
+    for key, value in conf_entries(spec, event_log_dir=event_log_dir).items():
+        argv += ["--conf", f"{key}={value}"]
+    argv.append(spec.file)
+    argv.extend(spec.args)
+    return argv
+
+
+def build_env(
+    base: Mapping[str, str],
+    *,
+    spark_home: Path,
+    python: str,
+    extra_env: Mapping[str, str] | None,
+) -> dict[str, str]:
+    """The environment of spark-submit: the caller's, pointed at our Spark and Python, then `extra_env`."""
+    env = dict(base)
+    env["SPARK_HOME"] = str(spark_home)
+    env["PYSPARK_PYTHON"] = python
+    env["PYSPARK_DRIVER_PYTHON"] = python
+    # driver.log is a file, so Python would buffer print() until exit; a running batch's log should be live.
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra_env or {})
+    return env
+
+
+def local_path(uri: str) -> Path | None:
+    """The file on this machine that `uri` names (a path, a file: or local: URI); None for remote URIs."""
+    parts = urlsplit(uri)
+    if parts.scheme == "":
+        return Path(uri)
+    if parts.scheme in ("file", "local"):
+        return Path(unquote(parts.path))
+    return None
