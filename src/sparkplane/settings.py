@@ -18,9 +18,9 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
-def _seed(name: str) -> Any:
+def _seed(name: str, description: str, default: Any = None) -> Any:
     """A field read from the seed's own variable name, with no SPARKPLANE_ prefix."""
-    return Field(default=None, validation_alias=AliasChoices(name))
+    return Field(default=default, validation_alias=AliasChoices(name), description=description)
 
 
 def default_data_dir() -> Path:
@@ -44,22 +44,30 @@ class Settings(BaseSettings):
 
     # --- database: a URL, or the seed's parts -------------------------------------------------------------
     database_url: SecretStr | None = Field(default=None, description="SQLAlchemy URL; overrides PGSQL_*")
-    pgsql_host: str | None = _seed("PGSQL_HOST")
-    pgsql_port: int = Field(default=5432, validation_alias=AliasChoices("PGSQL_PORT"))
-    pgsql_user: str | None = _seed("PGSQL_USER")
-    pgsql_database: str | None = _seed("PGSQL_DATABASE")
-    pgsql_connection_options: str = Field(default="", validation_alias=AliasChoices("PGSQL_CONNECTION_OPTIONS"))
-    pgsql_password: SecretStr | None = _seed("PGSQL_PASSWORD")
+    pgsql_host: str | None = _seed(
+        "PGSQL_HOST", "PostgreSQL host; set it to use PostgreSQL instead of the embedded SQLite"
+    )
+    pgsql_port: int = _seed("PGSQL_PORT", "PostgreSQL port", 5432)
+    pgsql_user: str | None = _seed("PGSQL_USER", "PostgreSQL user (postgres when unset)")
+    pgsql_database: str | None = _seed(
+        "PGSQL_DATABASE", "PostgreSQL database, used exclusively, public schema (sparkplane when unset)"
+    )
+    pgsql_connection_options: str = _seed(
+        "PGSQL_CONNECTION_OPTIONS", "Extra URI options, e.g. ?sslmode=require&connect_timeout=5", ""
+    )
+    pgsql_password: SecretStr | None = _seed("PGSQL_PASSWORD", "PostgreSQL password")
 
     # --- queue: a URL, or the seed's parts --------------------------------------------------------------------
     broker_url: SecretStr | None = Field(default=None, description="Celery broker URL; overrides RABBITMQ_*")
-    rabbitmq_host: str | None = _seed("RABBITMQ_HOST")
-    rabbitmq_port: int = Field(default=5672, validation_alias=AliasChoices("RABBITMQ_PORT"))
-    rabbitmq_admin_port: int = Field(default=15672, validation_alias=AliasChoices("RABBITMQ_ADMIN_PORT"))
-    rabbitmq_scheme: Literal["amqp", "amqps"] = Field(default="amqp", validation_alias=AliasChoices("RABBITMQ_SCHEME"))
-    rabbitmq_user: str | None = _seed("RABBITMQ_USER")
-    rabbitmq_vhost: str = Field(default="/", validation_alias=AliasChoices("RABBITMQ_VHOST"))
-    rabbitmq_password: SecretStr | None = _seed("RABBITMQ_PASSWORD")
+    rabbitmq_host: str | None = _seed(
+        "RABBITMQ_HOST", "RabbitMQ host; set it to use RabbitMQ instead of the embedded SQL broker"
+    )
+    rabbitmq_port: int = _seed("RABBITMQ_PORT", "RabbitMQ AMQP port", 5672)
+    rabbitmq_admin_port: int = _seed("RABBITMQ_ADMIN_PORT", "RabbitMQ management port", 15672)
+    rabbitmq_scheme: Literal["amqp", "amqps"] = _seed("RABBITMQ_SCHEME", "amqp, or amqps for TLS", "amqp")
+    rabbitmq_user: str | None = _seed("RABBITMQ_USER", "RabbitMQ user (guest when unset)")
+    rabbitmq_vhost: str = _seed("RABBITMQ_VHOST", "RabbitMQ vhost, used exclusively", "/")
+    rabbitmq_password: SecretStr | None = _seed("RABBITMQ_PASSWORD", "RabbitMQ password")
 
     # --- users -------------------------------------------------------------------------------------------------
     admin_password: SecretStr | None = Field(
@@ -71,23 +79,37 @@ class Settings(BaseSettings):
         default="local", description="Backend that runs new batches (fake: in-memory, for tests and load runs)"
     )
     spark_master: str = Field(default="local[*]", description="Spark master of the local backend")
-    spark_blob_storage: str | None = _seed("SPARK_BLOB_STORAGE")
-    spark_customer_iam_role: str | None = _seed("SPARK_CUSTOMER_IAM_ROLE")
+    spark_blob_storage: str | None = _seed(
+        "SPARK_BLOB_STORAGE", "Where uploaded files and collected logs live (a local folder in embedded mode)"
+    )
+    spark_customer_iam_role: str | None = _seed(
+        "SPARK_CUSTOMER_IAM_ROLE", "Role the cloud backends assume in the customer's account"
+    )
     spark_network_aws_subnet_ids: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, validation_alias=AliasChoices("SPARK_NETWORK_AWS_SUBNET_IDS")
+        default_factory=list,
+        validation_alias=AliasChoices("SPARK_NETWORK_AWS_SUBNET_IDS"),
+        description='Subnets for cloud runs, as JSON (["subnet-1"]) or comma-separated',
     )
     spark_network_aws_security_groups: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, validation_alias=AliasChoices("SPARK_NETWORK_AWS_SECURITY_GROUPS")
+        default_factory=list,
+        validation_alias=AliasChoices("SPARK_NETWORK_AWS_SECURITY_GROUPS"),
+        description="Security groups for cloud runs, as JSON or comma-separated",
     )
-    aws_default_region: str | None = _seed("AWS_DEFAULT_REGION")
-    gcp_dataproc_project_id: str | None = _seed("GCP_DATAPROC_PROJECT_ID")
-    gcp_dataproc_region: str | None = _seed("GCP_DATAPROC_REGION")
-    gcp_dataproc_network: str | None = _seed("GCP_DATAPROC_NETWORK")
-    gcp_dataproc_subnet: str | None = _seed("GCP_DATAPROC_SUBNET")
-    azure_workspace_host: str | None = _seed("AZURE_WORKSPACE_HOST")
-    azure_subscription_id: str | None = _seed("AZURE_SUBSCRIPTION_ID")
-    azure_resource_group_name: str | None = _seed("AZURE_RESOURCE_GROUP_NAME")
-    azure_client_id: str | None = _seed("AZURE_CLIENT_ID")
+    aws_default_region: str | None = _seed("AWS_DEFAULT_REGION", "AWS region of the cloud backends")
+    gcp_dataproc_project_id: str | None = _seed(
+        "GCP_DATAPROC_PROJECT_ID", "Google project for Dataproc Serverless batches"
+    )
+    gcp_dataproc_region: str | None = _seed("GCP_DATAPROC_REGION", "Region for Dataproc Serverless batches")
+    gcp_dataproc_network: str | None = _seed("GCP_DATAPROC_NETWORK", "Network Dataproc batches run in")
+    gcp_dataproc_subnet: str | None = _seed("GCP_DATAPROC_SUBNET", "Subnetwork Dataproc batches run in")
+    azure_workspace_host: str | None = _seed("AZURE_WORKSPACE_HOST", "Databricks workspace URL for Azure batches")
+    azure_subscription_id: str | None = _seed(
+        "AZURE_SUBSCRIPTION_ID", "Azure subscription of the managed identity and storage"
+    )
+    azure_resource_group_name: str | None = _seed(
+        "AZURE_RESOURCE_GROUP_NAME", "Azure resource group of the managed identity and storage"
+    )
+    azure_client_id: str | None = _seed("AZURE_CLIENT_ID", "Client id of the Azure managed identity")
 
     # --- limits and loops ----------------------------------------------------------------------------------
     max_body_bytes: int = Field(default=1_048_576, description="Largest JSON request body")
@@ -186,6 +208,21 @@ def masked(settings: Settings) -> dict[str, Any]:
     out["effective_database_url"] = _hide_password(settings.sqlalchemy_url())
     out["effective_broker_url"] = _hide_password(settings.celery_broker_url())
     return out
+
+
+def env_table() -> str:
+    """Every setting as a markdown table row: variable, default, meaning (for the README)."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        variable = alias.choices[0] if isinstance(alias, AliasChoices) else f"SPARKPLANE_{name.upper()}"
+        if field.default_factory is not None:
+            default = "~/.local/share/sparkplane" if name == "data_dir" else "[]"
+        else:
+            default = "" if field.default is None else str(field.default)
+        secret = " (secret; may be a file in SPARKPLANE_SECRETS_DIR)" if field.annotation == SecretStr | None else ""
+        rows.append(f"| `{variable}` | {f'`{default}`' if default else ''} | {(field.description or '')}{secret} |")
+    return "\n".join(rows)
 
 
 def _hide_password(url: str) -> str:

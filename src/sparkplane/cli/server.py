@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sparkplane.cli import logs
 from sparkplane.services.context import Context, build_context
 from sparkplane.settings import Settings, load_settings, masked
+
+if TYPE_CHECKING:
+    from sparkplane.watchers.loop import Loop
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Folder for embedded mode's files")]
 
@@ -27,11 +31,29 @@ def settings_for(data_dir: Path | None = None, **overrides: object) -> Settings:
     return settings
 
 
-def context_for(settings: Settings, role: str) -> Context:
+def context_for(settings: Settings, role: str, *, check_schema: bool = True) -> Context:
     from sparkplane.worker.celery_app import CeleryDispatcher, make_celery
 
     logs.configure(settings.log_level, settings.log_format, role)
-    return build_context(settings, dispatcher=CeleryDispatcher(make_celery(settings)))
+    ctx = build_context(settings, dispatcher=CeleryDispatcher(make_celery(settings)))
+    if check_schema:
+        _require_current_schema(ctx)
+    return ctx
+
+
+def _require_current_schema(ctx: Context) -> None:
+    """Refuse to run on a database the migrations have not reached: missing tables fail later, obscurely."""
+    from sparkplane.db import migrate
+
+    current, head = migrate.current_revision(ctx.db.engine), migrate.head_revision()
+    if current != head:
+        ctx.close()
+        typer.echo(
+            f"error: the database schema is at {current or 'nothing'}, this sparkplane needs {head}: "
+            "run `sparkplane db upgrade` first",
+            err=True,
+        )
+        raise typer.Exit(2)
 
 
 def api(
@@ -89,18 +111,22 @@ def worker(
         ctx.close()
 
 
-@watch_app.command("batch")
-def watch_batch(data_dir: DataDir = None) -> None:
-    """Reconcile batches with their backends, relay the outbox, collect logs of finished batches."""
-    from sparkplane.watchers.batch import batch_watcher
-
-    ctx = context_for(settings_for(data_dir), "watch-batch")
-    loop = batch_watcher(ctx)
+def _run_watcher(role: str, data_dir: Path | None, make: Callable[[Context], Loop]) -> None:
+    ctx = context_for(settings_for(data_dir), role)
+    loop = make(ctx)
     loop.install_signal_handlers()
     try:
         loop.run()
     finally:
         ctx.close()
+
+
+@watch_app.command("batch")
+def watch_batch(data_dir: DataDir = None) -> None:
+    """Reconcile batches with their backends, relay the outbox, collect logs of finished batches."""
+    from sparkplane.watchers.batch import batch_watcher
+
+    _run_watcher("watch-batch", data_dir, batch_watcher)
 
 
 @watch_app.command("interactive")
@@ -108,13 +134,7 @@ def watch_interactive(data_dir: DataDir = None) -> None:
     """Reconcile sessions and clusters with their backends."""
     from sparkplane.watchers.interactive import interactive_watcher
 
-    ctx = context_for(settings_for(data_dir), "watch-interactive")
-    loop = interactive_watcher(ctx)
-    loop.install_signal_handlers()
-    try:
-        loop.run()
-    finally:
-        ctx.close()
+    _run_watcher("watch-interactive", data_dir, interactive_watcher)
 
 
 def cleanup(data_dir: DataDir = None) -> None:

@@ -105,7 +105,7 @@ def up(
 ) -> None:
     """Run every role on this machine on embedded defaults: SQLite, no broker process, local Spark."""
     settings = settings_for(data_dir, host=host, port=port)
-    ctx = context_for(settings, "up")
+    ctx = context_for(settings, "up", check_schema=False)  # up migrates first
     from sparkplane.db import migrate
     from sparkplane.services import cleanup, users
 
