@@ -67,7 +67,7 @@ def make_backend(tmp_path: Path) -> Iterator[Maker]:
 @pytest.fixture
 def spark(make_backend: Maker) -> LocalBackend:
     if shutil.which("java") is None and "JAVA_HOME" not in os.environ:
-        pytest.skip("Spark needs Java")
+        pytest.fail("Spark needs Java 17: scripts/bootstrap.sh installs it")
     return make_backend()
 
 

@@ -124,6 +124,8 @@ def up(
     url = f"http://{settings.host}:{settings.port}"
     try:
         if not _wait_ready(url, supervisor):
+            if supervisor.stopping.is_set():
+                return  # interrupted while starting: the finally block stops what started
             typer.echo(f"the API did not become ready; see {settings.data_dir / 'logs' / 'api.log'}", err=True)
             raise typer.Exit(1)
         _banner(url, settings, generated, password_file)

@@ -278,11 +278,13 @@ class LocalBackend:
             run_dirs = [path for path in self._run_root.iterdir() if path.is_dir() and _KEY.match(path.name)]
         except FileNotFoundError:
             return set()
+        # exit.json is written only once the whole run is gone; the supervisor may hold its lock a few
+        # milliseconds longer while it exits, which must not count as a live run.
         return {
             run_dir.name
             for run_dir in run_dirs
-            if sup.lock_is_held(run_dir / sup.SUPERVISOR_LOCK)
-            or (not (run_dir / sup.EXIT_FILE).exists() and sup.live_run_pgid(run_dir) is not None)
+            if not (run_dir / sup.EXIT_FILE).exists()
+            and (sup.lock_is_held(run_dir / sup.SUPERVISOR_LOCK) or sup.live_run_pgid(run_dir) is not None)
         }
 
     def close(self) -> None:
