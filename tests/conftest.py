@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from sparkplane.backends.fake import FakeBackend
+from sparkplane.backends.fake import FakeBackend, FakeSessionBackend
 from sparkplane.db import migrate
 from sparkplane.db.base import Base, make_engine
 from sparkplane.domain.clock import Clock
@@ -107,6 +107,11 @@ def fake_backend() -> FakeBackend:
 
 
 @pytest.fixture
+def fake_sessions() -> FakeSessionBackend:
+    return FakeSessionBackend(auto_advance=True)
+
+
+@pytest.fixture
 def dispatcher() -> RecordingDispatcher:
     return RecordingDispatcher()
 
@@ -117,6 +122,7 @@ def ctx(
     db_kind: str,
     request: pytest.FixtureRequest,
     fake_backend: FakeBackend,
+    fake_sessions: FakeSessionBackend,
     dispatcher: RecordingDispatcher,
 ) -> Iterator[Context]:
     """A service context on the chosen database, with the fake backend and a recording dispatcher."""
@@ -126,7 +132,7 @@ def ctx(
     context = build_context(
         settings,
         dispatcher=dispatcher,
-        backends=Backends({"fake": lambda: fake_backend}),
+        backends=Backends({"fake": lambda: fake_backend}, sessions={"fake": lambda: fake_sessions}),
         clock=FakeClock(SystemClock()),
     )
     if db_kind == "sqlite":

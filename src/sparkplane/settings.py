@@ -123,6 +123,21 @@ class Settings(BaseSettings):
         default=120.0, description="A run its backend has no record of for this long is declared lost"
     )
     cancel_grace_seconds: float = Field(default=10.0, description="SIGTERM-to-SIGKILL grace when killing a run")
+    pool_size: int = Field(
+        default=1, ge=0, description="Warm agents the local backend keeps started for new sessions; 0 turns it off"
+    )
+    session_start_timeout_seconds: float = Field(
+        default=300.0, description="A session whose driver is not ready after this long ends in error"
+    )
+    session_idle_timeout_seconds: float = Field(
+        default=3600.0, description="A session with no statement for this long is stopped (per-session idleTimeout)"
+    )
+    session_ttl_seconds: float | None = Field(
+        default=None, description="A session older than this is stopped (per-session ttl); unset: no limit"
+    )
+    agent_orphan_after_seconds: float = Field(
+        default=600.0, description="An agent that hears nothing from the control plane this long stops itself"
+    )
     cleanup_interval_seconds: float = Field(default=60.0, description="How often `sparkplane up` runs cleanup")
     retention_days: float = Field(default=30.0, description="Finished rows and their logs are kept this long")
 

@@ -13,10 +13,7 @@ README = Path(__file__).parents[2] / "README.md"
 def test_readme_settings_table_matches_the_model() -> None:
     match = re.search(r"<!-- settings-table:start -->\n(.*?)\n<!-- settings-table:end -->", README.read_text(), re.S)
     assert match, "the README lost its settings-table markers"
-    assert match.group(1) == env_table(), (
-        "README settings table is stale: regenerate it with\n"
-        "python -c 'from sparkplane.settings import env_table; print(env_table())'"
-    )
+    assert match.group(1) == env_table(), "README settings table is stale: run python scripts/update_readme.py"
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:

@@ -72,3 +72,33 @@ def test_decisions_only_follow_the_table() -> None:
     for current, observed in itertools.product(s.BatchState, s.Observed):
         target = s.next_batch_state(current, observed)
         assert target is None or target in s.BATCH_TRANSITIONS[current]
+
+
+@pytest.mark.parametrize(
+    ("current", "observed", "stop", "expected"),
+    [
+        (s.SessionState.NOT_STARTED, s.Observed.STARTING, False, s.SessionState.STARTING),
+        (s.SessionState.STARTING, s.Observed.STARTING, False, None),
+        (s.SessionState.STARTING, s.Observed.IDLE, False, s.SessionState.IDLE),
+        (s.SessionState.IDLE, s.Observed.BUSY, False, s.SessionState.BUSY),
+        (s.SessionState.BUSY, s.Observed.IDLE, False, s.SessionState.IDLE),
+        (s.SessionState.RECOVERING, s.Observed.IDLE, False, s.SessionState.IDLE),
+        (s.SessionState.STARTING, s.Observed.FAILED, False, s.SessionState.ERROR),
+        (s.SessionState.IDLE, s.Observed.FAILED, False, s.SessionState.DEAD),
+        (s.SessionState.IDLE, s.Observed.SUCCEEDED, False, s.SessionState.SUCCESS),
+        (s.SessionState.SHUTTING_DOWN, s.Observed.CANCELLED, True, s.SessionState.DEAD),
+        (s.SessionState.SHUTTING_DOWN, s.Observed.IDLE, True, None),  # still going down: wait
+        (s.SessionState.IDLE, s.Observed.UNKNOWN, False, None),
+        (s.SessionState.DEAD, s.Observed.IDLE, False, None),
+    ],
+)
+def test_next_session_state(
+    current: s.SessionState, observed: s.Observed, stop: bool, expected: s.SessionState | None
+) -> None:
+    assert s.next_session_state(current, observed, stop_requested=stop) == expected
+
+
+def test_session_decisions_only_follow_the_table() -> None:
+    for current, observed, stop in itertools.product(s.SessionState, s.Observed, (False, True)):
+        target = s.next_session_state(current, observed, stop_requested=stop)
+        assert target is None or target in s.SESSION_TRANSITIONS[current]

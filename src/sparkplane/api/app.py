@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from sparkplane import __version__
 from sparkplane.api import errors
 from sparkplane.api.middleware import BodyLimit, Metrics
-from sparkplane.api.routers import accounts, livy, native_batches, ops
+from sparkplane.api.routers import accounts, livy, livy_sessions, native_batches, native_sessions, ops
 from sparkplane.services.context import Context
 
 
@@ -20,7 +20,15 @@ def create_app(ctx: Context) -> FastAPI:
     )
     app.state.ctx = ctx
     errors.install(app)
-    for router in (ops.router, accounts.router, native_batches.router, livy.router):
+    routers = (
+        ops.router,
+        accounts.router,
+        native_batches.router,
+        native_sessions.router,
+        livy.router,
+        livy_sessions.router,
+    )
+    for router in routers:
         app.include_router(router)
     app.add_middleware(BodyLimit, max_body=ctx.settings.max_body_bytes, max_upload=ctx.settings.max_upload_bytes)
     app.add_middleware(Metrics)

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from sparkplane.domain.specs import BatchSpec
-from sparkplane.domain.states import Observed
+from sparkplane.domain.specs import BatchSpec, SessionSpec
+from sparkplane.domain.states import Observed, StatementState
 
 
 class Capability(enum.Flag):
@@ -51,6 +51,18 @@ class Observation:
     spark_app_id: str | None = None
     ui_url: str | None = None
     exit_code: int | None = None
+    connect_url: str | None = None  # sessions: sc://host:port/;token=..., for the session's owner only
+
+
+@dataclass(frozen=True, slots=True)
+class StatementObservation:
+    """One statement as the session's agent reports it, in Livy's vocabulary."""
+
+    state: StatementState
+    output: Mapping[str, Any] | None = None  # Livy's output object: status, execution_count, data | ename...
+    progress: float = 0.0
+    started_ms: int = 0  # epoch milliseconds, 0 when not started (Livy's convention)
+    completed_ms: int = 0
 
 
 class BackendError(Exception):
@@ -96,3 +108,27 @@ class ComputeBackend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class SessionBackend(ComputeBackend, Protocol):
+    """A backend with Capability.SESSION | STATEMENTS: interactive sessions run by sparkplane's agent.
+
+    `observe(handle)` on a session reports STARTING until the agent is ready, then IDLE or BUSY, and
+    FAILED/SUCCEEDED/CANCELLED when it is gone; `Observation.connect_url` carries its Spark Connect URL.
+    """
+
+    def start_session(self, spec: SessionSpec, *, idempotency_key: str) -> Handle:
+        """Start (or take from the warm pool) an agent for this session; idempotent on the key."""
+        ...
+
+    def submit_statement(self, session: Handle, statement_id: int, code: str, kind: str) -> None:
+        """Queue a statement on the agent; idempotent on statement_id. Transient when unreachable."""
+        ...
+
+    def observe_statement(self, session: Handle, statement_id: int) -> StatementObservation | None:
+        """The statement now; None when the agent has no such statement."""
+        ...
+
+    def cancel_statement(self, session: Handle, statement_id: int) -> None: ...
+
+    def completion(self, session: Handle, code: str, kind: str, cursor: int) -> list[str]: ...

@@ -3,6 +3,7 @@ settings once, runs, and closes it; `sparkplane up` (cli/up.py) runs them all as
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -146,7 +147,7 @@ def cleanup(data_dir: DataDir = None) -> None:
         report = run_cleanup(ctx)
     finally:
         ctx.close()
-    typer.echo(json.dumps({"deleted_batches": report.deleted_batches, "orphans_killed": report.orphans_killed}))
+    typer.echo(json.dumps(dataclasses.asdict(report)))
 
 
 @db_app.command("upgrade")

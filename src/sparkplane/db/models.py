@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sparkplane.db.base import Base, JSONType, UTCDateTime
@@ -105,3 +105,60 @@ class OutboxEntry(Base):
     entity_id: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Session(Base):
+    """An interactive session: one agent (a Spark driver) that keeps state between statements."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_state_observed", "state", "last_observed_at"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str | None] = mapped_column(String(255), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    backend: Mapped[str] = mapped_column(String(32))
+    request: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    handle: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    native_state: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    app_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    ui_url: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    failure_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    log_key: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    heartbeat_timeout_s: Mapped[int] = mapped_column(Integer, default=0)
+    ttl_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    idle_timeout_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_activity_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    next_statement: Mapped[int] = mapped_column(Integer, default=0)
+    submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_observed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cancel_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Statement(Base):
+    __tablename__ = "statements"
+    __table_args__ = (
+        UniqueConstraint("session_id", "number", name="uq_statements_session_number"),
+        Index("ix_statements_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)  # Livy's statement id: 0, 1, 2… within its session
+    code: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    submitted: Mapped[bool] = mapped_column(Boolean, default=False)  # handed to the agent
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    started_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    completed_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=0)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sparkplane.db.repositories.batches import BatchRepository
 from sparkplane.db.repositories.files import FileRepository
 from sparkplane.db.repositories.outbox import OutboxRepository
+from sparkplane.db.repositories.sessions import SessionRepository, StatementRepository
 from sparkplane.db.repositories.users import TokenRepository, UserRepository
 
 
@@ -22,6 +23,8 @@ class UnitOfWork:
         self.files = FileRepository(db)
         self.batches = BatchRepository(db)
         self.outbox = OutboxRepository(db)
+        self.sessions = SessionRepository(db)
+        self.statements = StatementRepository(db)
         self.skip_locked = db.get_bind().dialect.name == "postgresql"
 
 

@@ -68,3 +68,78 @@ class BatchSpec:
     resources: Resources = field(default_factory=Resources)
     queue: str | None = None
     proxy_user: str | None = None
+
+
+SESSION_KINDS = ("spark", "pyspark", "sparkr", "sql", "shared")
+KIND_ALIASES = {"scala": "spark", "python": "pyspark", "r": "sparkr"}  # Livy's Kind.scala
+STATEMENT_KINDS = ("spark", "pyspark", "sparkr", "sql")
+
+
+def normalize_kind(kind: str | None, *, default: str, allowed: tuple[str, ...], what: str) -> str:
+    value = default if kind is None else KIND_ALIASES.get(kind, kind)
+    if value not in allowed:
+        raise InvalidInput(f"{what} '{kind}' is not one of {', '.join(allowed)} (or scala, python, r)")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSpec:
+    """An interactive session as the backend must start it: files resolved, kind normalised."""
+
+    kind: str
+    name: str | None = None
+    jars: tuple[str, ...] = ()
+    py_files: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    archives: tuple[str, ...] = ()
+    conf: Mapping[str, str] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
+    queue: str | None = None
+    proxy_user: str | None = None
+
+    def poolable(self) -> bool:
+        """True when a pre-started agent can serve it: nothing that must be set before the driver starts."""
+        return (
+            not (self.jars or self.py_files or self.files or self.archives)
+            and self.resources == Resources()
+            and not any(key.startswith(_STATIC_CONF_PREFIXES) for key in self.conf)
+        )
+
+
+# Spark settings read only when the driver JVM starts; a session that sets one needs its own, cold driver.
+_STATIC_CONF_PREFIXES = (
+    "spark.driver.",
+    "spark.executor.",
+    "spark.jars",
+    "spark.submit.",
+    "spark.master",
+    "spark.files",
+    "spark.archives",
+    "spark.pyspark.",
+    "spark.memory.",
+    "spark.plugins",
+    "spark.connect.",
+    "spark.ui.",
+    "spark.eventLog.",
+    "spark.sql.extensions",
+    "spark.sql.catalogImplementation",
+    "spark.serializer",
+    "spark.dynamicAllocation.",
+    "spark.shuffle.",
+    "spark.cores.max",
+    "spark.default.parallelism",
+)
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(us|ms|s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(field_name: str, value: str | None) -> float | None:
+    """Livy's duration strings (ClientConf.getTimeAsMs): a number and a unit; a bare number is milliseconds."""
+    if value is None:
+        return None
+    match = _DURATION.match(value)
+    if not match:
+        raise InvalidInput(f"{field_name} '{value}' is not a duration; use a number with a unit, such as 30m, 8h or 1d")
+    return int(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "ms").lower()]

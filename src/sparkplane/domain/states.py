@@ -73,6 +73,7 @@ class FailureReason(enum.StrEnum):
     BACKEND_FAILED = "BACKEND_FAILED"
     CANCEL_TIMEOUT = "CANCEL_TIMEOUT"
     USER_REQUEST = "USER_REQUEST"
+    TIMEOUT = "TIMEOUT"  # idle timeout, time to live or heartbeat timeout of a session
 
 
 B = BatchState
@@ -144,5 +145,35 @@ def next_batch_state(current: BatchState, observed: Observed) -> BatchState | No
     """The state a batch moves to after an observation, or None to stay (unknown, queued, or not allowed)."""
     target = _BATCH_TARGET.get(observed)
     if target is None or target == current or target not in BATCH_TRANSITIONS[current]:
+        return None
+    return target
+
+
+def next_session_state(current: SessionState, observed: Observed, *, stop_requested: bool) -> SessionState | None:
+    """The state a session moves to after observing its agent, or None to stay.
+
+    A session stopped on request ends `dead` (Livy: DELETE gives shutting_down, then dead). One whose driver
+    ends on its own ends `success` with exit 0 (e.g. sys.exit() in a statement), else `error` if it never
+    became idle and `dead` if it did.
+    """
+    ever_ready = current not in (S.NOT_STARTED, S.STARTING)
+    target: SessionState | None
+    if observed in (Observed.QUEUED, Observed.STARTING):
+        target = S.STARTING if current == S.NOT_STARTED else None
+    elif observed in (Observed.IDLE, Observed.RUNNING):
+        target = S.IDLE
+    elif observed == Observed.BUSY:
+        target = S.BUSY
+    elif stop_requested and observed in (Observed.SUCCEEDED, Observed.FAILED, Observed.CANCELLED):
+        target = S.DEAD
+    elif observed == Observed.SUCCEEDED:
+        target = S.SUCCESS
+    elif observed == Observed.CANCELLED:
+        target = S.KILLED
+    elif observed == Observed.FAILED:
+        target = S.DEAD if ever_ready else S.ERROR
+    else:
+        target = None
+    if target is None or target == current or target not in SESSION_TRANSITIONS[current]:
         return None
     return target

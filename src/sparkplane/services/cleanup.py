@@ -10,7 +10,9 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from sparkplane.backends.base import Capability, Handle
+from sparkplane.backends.base import ComputeBackend, Handle
+from sparkplane.domain.states import SESSION_TERMINAL, FailureReason, SessionState
+from sparkplane.services import sessions
 from sparkplane.services.context import Context
 
 log = logging.getLogger(__name__)
@@ -21,16 +23,71 @@ DELETE_BATCH = 100  # rows per transaction (Lighter's bound): short locks, stead
 class CleanupReport:
     deleted_batches: int = 0
     orphans_killed: int = 0
+    sessions_timed_out: int = 0
+    deleted_sessions: int = 0
 
 
 def run_cleanup(ctx: Context) -> CleanupReport:
     report = CleanupReport()
+    _end_timed_out_sessions(ctx, report)
     _delete_expired_batches(ctx, report)
+    _delete_expired_sessions(ctx, report)
     _kill_orphans(ctx, report)
     log.info(
-        "cleanup done: %d old batches deleted, %d orphan runs killed", report.deleted_batches, report.orphans_killed
+        "cleanup done: %d sessions timed out, %d old batches and %d old sessions deleted, %d orphan runs killed",
+        report.sessions_timed_out,
+        report.deleted_batches,
+        report.deleted_sessions,
+        report.orphans_killed,
     )
     return report
+
+
+def _end_timed_out_sessions(ctx: Context, report: CleanupReport) -> None:
+    """Idle timeout, TTL and heartbeat timeout, as Livy has them (per-session values beat the defaults).
+
+    A busy session is never ended for being idle: its statement is the activity. A session that never got a
+    heartbeat never expires by heartbeat (Livy's rule).
+    """
+    now = ctx.clock.now()
+    with ctx.db.uow() as uow:
+        candidates = [uow.sessions.get(i) for i in uow.sessions.due_for_observation(10_000)]
+    for row in candidates:
+        if row is None or row.state in SESSION_TERMINAL or row.state == SessionState.SHUTTING_DOWN:
+            continue
+        idle_limit = row.idle_timeout_s if row.idle_timeout_s is not None else ctx.settings.session_idle_timeout_seconds
+        ttl = row.ttl_s if row.ttl_s is not None else ctx.settings.session_ttl_seconds
+        why = None
+        if ttl and (now - row.submitted_at).total_seconds() > ttl:
+            why = f"its time to live ({ttl:.0f}s) ran out"
+        elif (
+            row.state == SessionState.IDLE and idle_limit and (now - row.last_activity_at).total_seconds() > idle_limit
+        ):
+            why = f"it was idle for more than {idle_limit:.0f}s"
+        elif (
+            row.heartbeat_timeout_s
+            and row.last_heartbeat_at
+            and ((now - row.last_heartbeat_at).total_seconds() > row.heartbeat_timeout_s)
+        ):
+            why = f"no heartbeat for more than {row.heartbeat_timeout_s}s"
+        if why is not None:
+            log.info("cleanup: stopping session %s because %s", row.id, why)
+            sessions.kill(ctx, None, row.id, reason=FailureReason.TIMEOUT, message=f"stopped because {why}")
+            report.sessions_timed_out += 1
+
+
+def _delete_expired_sessions(ctx: Context, report: CleanupReport) -> None:
+    cutoff = ctx.clock.now() - dt.timedelta(days=ctx.settings.retention_days)
+    while True:
+        with ctx.db.uow() as uow:
+            rows = uow.sessions.finished_before(cutoff, DELETE_BATCH)
+            for row in rows:
+                if row.log_key:
+                    ctx.blobs.delete(row.log_key)
+                uow.sessions.delete(row)
+            report.deleted_sessions += len(rows)
+        if len(rows) < DELETE_BATCH:
+            return
 
 
 def _delete_expired_batches(ctx: Context, report: CleanupReport) -> None:
@@ -48,16 +105,17 @@ def _delete_expired_batches(ctx: Context, report: CleanupReport) -> None:
 
 
 def _kill_orphans(ctx: Context, report: CleanupReport) -> None:
-    """Runs alive on a backend that no unfinished batch owns (a row deleted by hand, a crash mid-launch)."""
+    """Runs alive on a backend that no unfinished batch or session owns (a row deleted, a crash mid-launch)."""
     grace = dt.timedelta(seconds=ctx.settings.cancel_grace_seconds)
-    for name in ctx.backends.names():
-        backend = ctx.backends.get(name)
-        if Capability.BATCH not in backend.capabilities:
-            continue
+    backends: list[tuple[str, ComputeBackend, str]] = [
+        (name, ctx.backends.get(name), "batch") for name in ctx.backends.names()
+    ] + [(name, ctx.backends.session(name), "session") for name in ctx.backends.session_names()]
+    for name, backend, what in backends:
         alive = backend.active_external_ids()
         with ctx.db.uow() as uow:
-            owned = uow.batches.active_uids(name)
+            # Batch and session runs may share a run folder root: neither side kills the other's.
+            owned = uow.batches.active_uids(name) | uow.sessions.active_uids(name)
         for external_id in sorted(alive - owned):
-            log.warning("cleanup: %s run %s belongs to no unfinished batch; killing it", name, external_id)
+            log.warning("cleanup: %s %s run %s belongs to nothing unfinished; killing it", name, what, external_id)
             backend.cancel(Handle(name, external_id), grace=grace)
             report.orphans_killed += 1

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sparkplane.backends.base import ComputeBackend
+from sparkplane.backends.base import ComputeBackend, SessionBackend
 from sparkplane.db.base import make_engine
 from sparkplane.db.uow import Database
 from sparkplane.domain.clock import Clock, SystemClock
-from sparkplane.domain.errors import InvalidInput
+from sparkplane.domain.errors import InvalidInput, Unsupported
 from sparkplane.settings import Settings
 from sparkplane.storage.blob import BlobStore, open_blob_store
 
@@ -29,22 +30,43 @@ class NullDispatcher:
 
 
 class Backends:
-    def __init__(self, factories: dict[str, Callable[[], ComputeBackend]]) -> None:
+    def __init__(
+        self,
+        factories: dict[str, Callable[[], ComputeBackend]],
+        sessions: dict[str, Callable[[], SessionBackend]] | None = None,
+    ) -> None:
         self._factories = factories
+        self._session_factories = sessions or {}
         self._built: dict[str, ComputeBackend] = {}
+        self._built_sessions: dict[str, SessionBackend] = {}
+        self._lock = threading.Lock()
 
     def get(self, name: str) -> ComputeBackend:
-        if name not in self._built:
-            if name not in self._factories:
-                raise InvalidInput(f"backend '{name}' is not enabled; enabled: {', '.join(sorted(self._factories))}")
-            self._built[name] = self._factories[name]()
-        return self._built[name]
+        with self._lock:  # worker threads share one context: build each backend once
+            if name not in self._built:
+                if name not in self._factories:
+                    enabled = ", ".join(sorted(self._factories))
+                    raise InvalidInput(f"backend '{name}' is not enabled; enabled: {enabled}")
+                self._built[name] = self._factories[name]()
+            return self._built[name]
+
+    def session(self, name: str) -> SessionBackend:
+        """The backend that runs interactive sessions under this name; Unsupported when it has none."""
+        with self._lock:
+            if name not in self._built_sessions:
+                if name not in self._session_factories:
+                    raise Unsupported(f"backend '{name}' does not run interactive sessions")
+                self._built_sessions[name] = self._session_factories[name]()
+            return self._built_sessions[name]
+
+    def session_names(self) -> list[str]:
+        return sorted(self._session_factories)
 
     def names(self) -> list[str]:
         return sorted(self._factories)
 
     def close(self) -> None:
-        for backend in self._built.values():
+        for backend in [*self._built.values(), *self._built_sessions.values()]:
             backend.close()
 
 
@@ -77,7 +99,12 @@ def default_backends(settings: Settings) -> Backends:
 
         return FakeBackend(auto_advance=True)
 
-    return Backends({"local": local, "fake": fake})
+    def fake_sessions() -> SessionBackend:
+        from sparkplane.backends.fake import FakeSessionBackend
+
+        return FakeSessionBackend(auto_advance=True)
+
+    return Backends({"local": local, "fake": fake}, sessions={"fake": fake_sessions})
 
 
 def _pyspark_home() -> str:

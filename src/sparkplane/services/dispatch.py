@@ -15,7 +15,9 @@ log = logging.getLogger(__name__)
 
 LAUNCH_BATCH = "launch_batch"
 CANCEL_BATCH = "cancel_batch"
-TASKS = (LAUNCH_BATCH, CANCEL_BATCH)
+LAUNCH_SESSION = "launch_session"
+STOP_SESSION = "stop_session"
+TASKS = (LAUNCH_BATCH, CANCEL_BATCH, LAUNCH_SESSION, STOP_SESSION)
 
 
 def enqueue(uow: UnitOfWork, ctx: Context, task: str, entity_id: int) -> int:
@@ -45,9 +47,12 @@ def relay(ctx: Context, *, only: list[int] | None = None, limit: int = 500) -> i
                 break  # the broker is down: the rest would fail the same way
         uow.outbox.delete(published)
         uow.outbox.bump_attempts(failed)
-        launched = [e.entity_id for e in entries if e.id in published and e.task == LAUNCH_BATCH]
         # The watcher's "lost message" timer counts from the last dispatch, not from submission.
-        uow.batches.mark_dispatched(launched, ctx.clock.now())
+        now = ctx.clock.now()
+        uow.batches.mark_dispatched([e.entity_id for e in entries if e.id in published and e.task == LAUNCH_BATCH], now)
+        uow.sessions.mark_dispatched(
+            [e.entity_id for e in entries if e.id in published and e.task == LAUNCH_SESSION], now
+        )
     if failed:
         log.warning("broker unavailable; %d outbox entries wait for the relay", len(failed))
     return len(published)

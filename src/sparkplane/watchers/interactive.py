@@ -1,20 +1,16 @@
-"""`sparkplane watch interactive`: reconciles sessions and clusters with what their backends report.
+"""`sparkplane watch interactive`: reconciles sessions (and, later, clusters) with their backends.
 
-Sessions and clusters arrive with later capabilities; until then the pass only checks the database is
-reachable, so the role runs, is supervised and can be deployed like the others.
+At start it marks running sessions `recovering` (Livy's word for a control plane re-adopting them); the
+first observation of each agent moves it back to idle or busy.
 """
 
 from __future__ import annotations
 
-from sparkplane.services import health
+from sparkplane.services import session_runs
 from sparkplane.services.context import Context
 from sparkplane.watchers.loop import Loop
 
 
 def interactive_watcher(ctx: Context) -> Loop:
-    def tick() -> None:
-        problem = health.database_ok(ctx)
-        if problem is not None:
-            raise RuntimeError(problem)
-
-    return Loop("interactive", tick, ctx.settings.reconcile_interval_seconds)
+    session_runs.mark_recovering(ctx)
+    return Loop("interactive", lambda: session_runs.watcher_pass(ctx), ctx.settings.reconcile_interval_seconds)

@@ -8,7 +8,7 @@ from celery import shared_task
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from sparkplane.backends.base import TransientBackendError
-from sparkplane.services import batch_runs
+from sparkplane.services import batch_runs, session_runs
 from sparkplane.services.context import Context
 
 _ctx: Context | None = None
@@ -44,10 +44,20 @@ def cancel_batch(batch_id: int) -> None:
     batch_runs.cancel(_context(), batch_id)
 
 
+@shared_task(name="sparkplane.launch_session", **_RETRY)
+def launch_session(session_id: int) -> None:
+    session_runs.launch(_context(), session_id)
+
+
+@shared_task(name="sparkplane.stop_session", **_RETRY)
+def stop_session(session_id: int) -> None:
+    session_runs.stop(_context(), session_id)
+
+
 @worker_process_shutdown.connect
 def _close(**_: Any) -> None:
     if _ctx is not None:
         _ctx.close()
 
 
-__all__ = ["launch_batch", "cancel_batch", "install_context", "worker_process_init"]
+__all__ = ["cancel_batch", "install_context", "launch_batch", "launch_session", "stop_session", "worker_process_init"]

@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session as DbSession
+
+from sparkplane.db.models import Session, StateEvent, Statement
+from sparkplane.db.repositories.transitions import record_creation, transition
+from sparkplane.domain.states import (
+    SESSION_TERMINAL,
+    SESSION_TRANSITIONS,
+    STATEMENT_TERMINAL,
+    STATEMENT_TRANSITIONS,
+    SessionState,
+    StatementState,
+)
+
+ACTIVE_SESSION = [str(s) for s in SessionState if s not in SESSION_TERMINAL]
+ACTIVE_STATEMENT = [str(s) for s in StatementState if s not in STATEMENT_TERMINAL]
+
+
+class SessionRepository:
+    def __init__(self, db: DbSession) -> None:
+        self.db = db
+
+    def add(self, session: Session, now: dt.datetime) -> Session:
+        self.db.add(session)
+        self.db.flush()
+        record_creation(self.db, entity="session", entity_id=session.id, state=SessionState(session.state), now=now)
+        return session
+
+    def get(self, session_id: int, *, for_update: bool = False, skip_locked: bool = False) -> Session | None:
+        query = select(Session).where(Session.id == session_id)
+        if for_update:
+            query = query.with_for_update(skip_locked=skip_locked)
+        return self.db.scalars(query).one_or_none()
+
+    def visible(self, owner_id: int | None) -> Select[Session]:
+        query = select(Session)
+        return query if owner_id is None else query.where(Session.owner_id == owner_id)
+
+    def find(self, ref: str, owner_id: int | None) -> Session | None:
+        """By id, or by name (Livy, LIVY-41): a non-numeric path segment names the session; newest first."""
+        query = self.visible(owner_id)
+        if ref.isdigit():
+            return self.db.scalar(query.where(Session.id == int(ref)))
+        return self.db.scalar(query.where(Session.name == ref).order_by(Session.id.desc()).limit(1))
+
+    def active_named(self, owner_id: int, name: str) -> Session | None:
+        query = select(Session).where(
+            Session.owner_id == owner_id, Session.name == name, Session.state.in_(ACTIVE_SESSION)
+        )
+        return self.db.scalar(query.limit(1))
+
+    def page(
+        self, owner_id: int | None, offset: int, limit: int, state: str | None = None
+    ) -> tuple[Sequence[Session], int]:
+        query = self.visible(owner_id)
+        if state is not None:
+            query = query.where(Session.state == state)
+        total = int(self.db.scalar(select(func.count()).select_from(query.subquery())) or 0)
+        return self.db.scalars(query.order_by(Session.id).offset(offset).limit(limit)).all(), total
+
+    def transition(
+        self,
+        row: Session,
+        to: SessionState,
+        now: dt.datetime,
+        *,
+        reason: str | None = None,
+        message: str | None = None,
+        **values: Any,
+    ) -> bool:
+        if to in SESSION_TERMINAL:
+            values.setdefault("finished_at", now)
+            if to != SessionState.SUCCESS and reason is not None:
+                values.setdefault("failure_reason", reason)
+        if to in (SessionState.IDLE, SessionState.BUSY) and row.started_at is None:
+            values.setdefault("started_at", now)
+        if message is not None:
+            values.setdefault("message", message)
+        return transition(
+            self.db,
+            row,
+            entity="session",
+            table=SESSION_TRANSITIONS,
+            to=to,
+            now=now,
+            reason=reason,
+            message=message,
+            values=values,
+        )
+
+    def set_fields(self, row: Session, **values: Any) -> None:
+        self.db.execute(update(Session).where(Session.id == row.id).values(**values))
+        self.db.expire(row)
+
+    def touch_heartbeat(self, session_id: int, now: dt.datetime) -> None:
+        self.db.execute(update(Session).where(Session.id == session_id).values(last_heartbeat_at=now))
+
+    def next_number(self, session_id: int) -> int:
+        """Reserve the session's next statement number (atomic: UPDATE … RETURNING)."""
+        row = self.db.execute(
+            update(Session)
+            .where(Session.id == session_id)
+            .values(next_statement=Session.next_statement + 1)
+            .returning(Session.next_statement)
+        ).one()
+        return int(row[0]) - 1
+
+    def mark_dispatched(self, session_ids: Sequence[int], now: dt.datetime) -> None:
+        if session_ids:
+            self.db.execute(update(Session).where(Session.id.in_(session_ids)).values(last_observed_at=now))
+
+    def due_for_observation(self, limit: int) -> Sequence[int]:
+        query = (
+            select(Session.id)
+            .where(Session.state.in_(ACTIVE_SESSION))
+            .order_by(Session.last_observed_at.asc().nulls_first(), Session.id)
+            .limit(limit)
+        )
+        return self.db.scalars(query).all()
+
+    def counts_by_state(self) -> dict[str, int]:
+        rows = self.db.execute(select(Session.state, func.count()).group_by(Session.state)).all()
+        return {str(state): int(count) for state, count in rows}
+
+    def active_uids(self, backend: str) -> set[str]:
+        query = select(Session.uid).where(Session.backend == backend, Session.state.in_(ACTIVE_SESSION))
+        return set(self.db.scalars(query).all())
+
+    def finished_before(self, cutoff: dt.datetime, limit: int) -> Sequence[Session]:
+        query = (
+            select(Session)
+            .where(Session.state.not_in(ACTIVE_SESSION), Session.finished_at < cutoff)
+            .order_by(Session.id)
+            .limit(limit)
+        )
+        return self.db.scalars(query).all()
+
+    def events(self, session_id: int) -> Sequence[StateEvent]:
+        query = (
+            select(StateEvent)
+            .where(StateEvent.entity == "session", StateEvent.entity_id == session_id)
+            .order_by(StateEvent.id)
+        )
+        return self.db.scalars(query).all()
+
+    def delete(self, row: Session) -> None:
+        self.db.delete(row)
+
+
+class StatementRepository:
+    def __init__(self, db: DbSession) -> None:
+        self.db = db
+
+    def add(self, statement: Statement) -> Statement:
+        self.db.add(statement)
+        self.db.flush()
+        return statement
+
+    def get(self, session_id: int, number: int, *, for_update: bool = False) -> Statement | None:
+        query = select(Statement).where(Statement.session_id == session_id, Statement.number == number)
+        if for_update:
+            query = query.with_for_update()
+        return self.db.scalars(query).one_or_none()
+
+    def page(
+        self, session_id: int, offset: int, limit: int, *, descending: bool = False
+    ) -> tuple[Sequence[Statement], int]:
+        query = select(Statement).where(Statement.session_id == session_id)
+        total = int(self.db.scalar(select(func.count()).select_from(query.subquery())) or 0)
+        order = Statement.number.desc() if descending else Statement.number
+        return self.db.scalars(query.order_by(order).offset(offset).limit(limit)).all(), total
+
+    def unfinished(self, session_id: int) -> Sequence[Statement]:
+        query = (
+            select(Statement)
+            .where(Statement.session_id == session_id, Statement.state.in_(ACTIVE_STATEMENT))
+            .order_by(Statement.number)
+        )
+        return self.db.scalars(query).all()
+
+    def transition(self, row: Statement, to: StatementState, now: dt.datetime, **values: Any) -> bool:
+        return transition(self.db, row, entity="statement", table=STATEMENT_TRANSITIONS, to=to, now=now, values=values)
+
+    def set_fields(self, row: Statement, **values: Any) -> None:
+        self.db.execute(update(Statement).where(Statement.id == row.id).values(**values))
+        self.db.expire(row)

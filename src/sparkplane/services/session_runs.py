@@ -1,0 +1,219 @@
+"""What the worker and the interactive watcher do with sessions: launch, stop, reconcile, time out.
+
+Idempotent and safe to run twice at once, like batch_runs: the backend's idempotency key is the row's uid,
+and every state change is a compare-and-set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from sparkplane.backends.base import Handle, Observation, PermanentBackendError
+from sparkplane.db.models import Session
+from sparkplane.db.uow import UnitOfWork
+from sparkplane.domain.states import (
+    SESSION_TERMINAL,
+    FailureReason,
+    Observed,
+    SessionState,
+    StatementState,
+    next_session_state,
+)
+from sparkplane.services import dispatch, faults, sessions, statements
+from sparkplane.services.context import Context
+
+log = logging.getLogger(__name__)
+_READY = (SessionState.IDLE, SessionState.BUSY)
+
+
+def launch(ctx: Context, session_id: int) -> None:
+    with ctx.db.uow() as uow:
+        row = uow.sessions.get(session_id)
+        if row is None or row.state != SessionState.NOT_STARTED or row.handle is not None:
+            return
+        spec, backend_name, key = sessions.spec_of(row), row.backend, row.uid
+    faults.point("worker.before_session_launch", ctx.settings.data_dir)
+    backend = ctx.backends.session(backend_name)
+    try:
+        handle = backend.start_session(spec, idempotency_key=key)
+    except PermanentBackendError as exc:
+        with ctx.db.uow() as uow:
+            row = uow.sessions.get(session_id, for_update=True)
+            if row is not None:
+                uow.sessions.transition(
+                    row, SessionState.ERROR, ctx.clock.now(), reason=FailureReason.SUBMIT_ERROR, message=str(exc)
+                )
+        return
+    now = ctx.clock.now()
+    with ctx.db.uow() as uow:
+        row = uow.sessions.get(session_id, for_update=True)
+        if row is None:
+            backend.cancel(handle, grace=_grace(ctx))
+            return
+        if row.handle is None:
+            uow.sessions.set_fields(row, handle=handle.to_json())
+        moved = uow.sessions.transition(row, SessionState.STARTING, now, message="launched", last_observed_at=now)
+        stopped_meanwhile = not moved and row.state in (*SESSION_TERMINAL, SessionState.SHUTTING_DOWN)
+    if stopped_meanwhile:
+        log.info("session %s was stopped while it launched; stopping its agent", session_id)
+        backend.cancel(handle, grace=_grace(ctx))
+
+
+def stop(ctx: Context, session_id: int) -> None:
+    with ctx.db.uow() as uow:
+        row = uow.sessions.get(session_id)
+        if row is None or row.handle is None or row.state in SESSION_TERMINAL:
+            return
+        handle, backend_name = Handle.from_json(row.handle), row.backend
+    ctx.backends.session(backend_name).cancel(handle, grace=_grace(ctx))
+    reconcile(ctx, session_id)
+
+
+def reconcile(ctx: Context, session_id: int) -> None:
+    """Observe one session's agent, move the row, then hand over and refresh its statements."""
+    with ctx.db.uow() as uow:
+        row = uow.sessions.get(session_id, for_update=True, skip_locked=uow.skip_locked)
+        if row is None or row.state in SESSION_TERMINAL:
+            return
+        now = ctx.clock.now()
+        if row.handle is None:
+            _redispatch_if_stale(ctx, uow, row, now)
+            return
+        handle = Handle.from_json(row.handle)
+        backend = ctx.backends.session(row.backend)
+        observation = backend.observe(handle)
+        if observation is None:
+            _lost(ctx, uow, row, now)
+            return
+        fields = _observed_fields(row, observation, now)
+        stop_requested = row.cancel_requested_at is not None
+        target = next_session_state(SessionState(row.state), observation.state, stop_requested=stop_requested)
+        if target is None:
+            uow.sessions.set_fields(row, **fields)
+            _start_timeout(ctx, uow, row, now)
+        else:
+            if target in SESSION_TERMINAL:
+                fields["log_key"] = _collect_log(ctx, row, handle)
+                _end_statements(uow, row.id, now)
+            reason = FailureReason.BACKEND_FAILED if target in (SessionState.ERROR, SessionState.DEAD) else None
+            uow.sessions.transition(
+                row, target, now, reason=reason if not stop_requested else None, message=observation.message, **fields
+            )
+        state, backend_name = SessionState(row.state), row.backend
+        pending = [(s.number, s.submitted) for s in uow.statements.unfinished(row.id)] if state in _READY else []
+    for number, submitted in pending:
+        if submitted:
+            statements.refresh(ctx, session_id, backend_name, handle, number)
+        elif not statements.hand_over(ctx, session_id, backend_name, handle, number):
+            break  # keep the order: later statements wait for this one
+
+
+def _observed_fields(row: Session, obs: Observation, now: dt.datetime) -> dict[str, Any]:
+    fields: dict[str, Any] = {"last_observed_at": now, "native_state": obs.native_state}
+    if obs.spark_app_id and obs.spark_app_id != row.app_id:
+        fields["app_id"] = obs.spark_app_id
+    if obs.ui_url and obs.ui_url != row.ui_url:
+        fields["ui_url"] = obs.ui_url
+    if obs.state == Observed.UNKNOWN:
+        log.warning("session %s: agent state %r is unknown to sparkplane; waiting", row.id, obs.native_state)
+    return fields
+
+
+def _end_statements(uow: UnitOfWork, session_id: int, now: dt.datetime) -> None:
+    """A session that ended takes its unfinished statements with it: they end cancelled, never hang."""
+    for statement in uow.statements.unfinished(session_id):
+        uow.statements.transition(statement, StatementState.CANCELLED, now)
+
+
+def _collect_log(ctx: Context, row: Session, handle: Handle) -> str | None:
+    try:
+        text = ctx.backends.session(row.backend).fetch_logs(handle)
+    except Exception:  # a log we cannot fetch must not keep a finished session from finishing
+        log.exception("session %s: could not fetch the driver log", row.id)
+        return None
+    if text is None:
+        return None
+    key = f"{sessions.LOG_PREFIX}/{row.uid}/driver.log"
+    ctx.blobs.put_text(key, text)
+    return key
+
+
+def _redispatch_if_stale(ctx: Context, uow: UnitOfWork, row: Session, now: dt.datetime) -> None:
+    last = row.last_observed_at or row.submitted_at
+    if row.state != SessionState.NOT_STARTED or (now - last).total_seconds() < ctx.settings.redispatch_after_seconds:
+        return
+    if uow.outbox.has_pending(dispatch.LAUNCH_SESSION, row.id):
+        return
+    log.warning("session %s: not launched yet; enqueueing the launch again", row.id)
+    dispatch.enqueue(uow, ctx, dispatch.LAUNCH_SESSION, row.id)
+    uow.sessions.set_fields(row, last_observed_at=now)
+
+
+def _lost(ctx: Context, uow: UnitOfWork, row: Session, now: dt.datetime) -> None:
+    seen = row.last_observed_at or row.submitted_at
+    if (now - seen).total_seconds() < ctx.settings.zombie_after_seconds:
+        return
+    target = SessionState.ERROR if row.state in (SessionState.NOT_STARTED, SessionState.STARTING) else SessionState.DEAD
+    _end_statements(uow, row.id, now)
+    uow.sessions.transition(
+        row, target, now, reason=FailureReason.LOST, message="the backend has no record of this session any more"
+    )
+
+
+def _start_timeout(ctx: Context, uow: UnitOfWork, row: Session, now: dt.datetime) -> None:
+    if row.state != SessionState.STARTING:
+        return
+    if (now - row.submitted_at).total_seconds() > ctx.settings.session_start_timeout_seconds:
+        uow.sessions.transition(
+            row,
+            SessionState.SHUTTING_DOWN,
+            now,
+            reason=FailureReason.START_TIMEOUT,
+            message="the session did not start in time",
+            cancel_requested_at=now,
+        )
+        dispatch.enqueue(uow, ctx, dispatch.STOP_SESSION, row.id)
+
+
+def _grace(ctx: Context) -> dt.timedelta:
+    return dt.timedelta(seconds=ctx.settings.cancel_grace_seconds)
+
+
+def watcher_pass(ctx: Context) -> int:
+    """One pass of the interactive watcher: relay the outbox, reconcile sessions, keep the warm pool full."""
+    dispatch.relay(ctx)
+    with ctx.db.uow() as uow:
+        due = uow.sessions.due_for_observation(ctx.settings.reconcile_batch_size)
+    for session_id in due:
+        try:
+            reconcile(ctx, session_id)
+        except Exception:  # one bad session never stops the loop
+            log.exception("session %s: reconcile failed; will retry", session_id)
+    for name in ctx.backends.session_names():
+        refill = getattr(ctx.backends.session(name), "refill_pool", None)
+        if refill is not None:
+            try:
+                refill()
+            except Exception:
+                log.exception("backend %s: refilling the warm pool failed", name)
+    dispatch.relay(ctx)
+    return len(due)
+
+
+def mark_recovering(ctx: Context) -> int:
+    """At a watcher's start: running sessions show `recovering` until their agent is observed again (Livy)."""
+    moved = 0
+    with ctx.db.uow() as uow:
+        for session_id in uow.sessions.due_for_observation(ctx.settings.reconcile_batch_size):
+            row = uow.sessions.get(session_id, for_update=True)
+            if (
+                row is not None
+                and row.state in _READY
+                and uow.sessions.transition(
+                    row, SessionState.RECOVERING, ctx.clock.now(), message="the control plane restarted"
+                )
+            ):
+                moved += 1
+    return moved
