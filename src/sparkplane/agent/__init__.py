@@ -1,0 +1,1 @@
+"""The session agent: the program inside an interactive session's driver (see README.md)."""
