@@ -182,6 +182,10 @@ class Settings(BaseSettings):
     def run_root(self) -> Path:
         return self.data_dir / "runs"
 
+    def session_run_root(self) -> Path:
+        # Apart from batches': each local backend reports every live folder under its root as its own.
+        return self.data_dir / "sessions"
+
     def is_embedded_database(self) -> bool:
         return self.sqlalchemy_url().startswith("sqlite")
 

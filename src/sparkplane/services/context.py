@@ -99,12 +99,27 @@ def default_backends(settings: Settings) -> Backends:
 
         return FakeBackend(auto_advance=True)
 
+    def local_sessions() -> SessionBackend:
+        import os
+        from pathlib import Path
+
+        from sparkplane.backends.local import LocalSessionBackend
+
+        spark_home = os.environ.get("SPARK_HOME") or _pyspark_home()
+        return LocalSessionBackend(
+            settings.session_run_root(),
+            spark_home=Path(spark_home),
+            master=settings.spark_master,
+            pool_size=settings.pool_size,
+            orphan_after=settings.agent_orphan_after_seconds,
+        )
+
     def fake_sessions() -> SessionBackend:
         from sparkplane.backends.fake import FakeSessionBackend
 
         return FakeSessionBackend(auto_advance=True)
 
-    return Backends({"local": local, "fake": fake}, sessions={"fake": fake_sessions})
+    return Backends({"local": local, "fake": fake}, sessions={"local": local_sessions, "fake": fake_sessions})
 
 
 def _pyspark_home() -> str:

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
-from sparkplane.domain.states import BatchState
+from sparkplane.domain.states import BatchState, SessionState
 from sparkplane.services.context import Context
 
 HTTP_REQUESTS = Counter("sparkplane_http_requests", "HTTP requests answered", ["method", "route", "status"])
@@ -33,12 +33,17 @@ class _StateGauges(Collector):
         self.ctx = ctx
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        gauge = GaugeMetricFamily("sparkplane_batches", "Batches by state", labels=["state"])
         with self.ctx.db.uow() as uow:
-            counts = uow.batches.counts_by_state()
-        for state in BatchState:
-            gauge.add_metric([state.value], counts.get(state.value, 0))
-        yield gauge
+            batch_counts = uow.batches.counts_by_state()
+            session_counts = uow.sessions.counts_by_state()
+        batches = GaugeMetricFamily("sparkplane_batches", "Batches by state", labels=["state"])
+        for batch_state in BatchState:
+            batches.add_metric([batch_state.value], batch_counts.get(batch_state.value, 0))
+        yield batches
+        sessions = GaugeMetricFamily("sparkplane_sessions", "Interactive sessions by state", labels=["state"])
+        for session_state in SessionState:
+            sessions.add_metric([session_state.value], session_counts.get(session_state.value, 0))
+        yield sessions
 
 
 def render(ctx: Context) -> bytes:

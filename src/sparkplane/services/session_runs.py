@@ -217,3 +217,23 @@ def mark_recovering(ctx: Context) -> int:
             ):
                 moved += 1
     return moved
+
+
+def stop_all(ctx: Context, *, reason: str) -> int:
+    """Stop every unfinished session now and empty the warm pools (`sparkplane up` stopping)."""
+    stopped = 0
+    with ctx.db.uow() as uow:
+        due = list(uow.sessions.due_for_observation(100_000))
+    for session_id in due:
+        sessions.kill(ctx, None, session_id, message=reason)
+        stop(ctx, session_id)
+        with ctx.db.uow() as uow:
+            row = uow.sessions.get(session_id, for_update=True)
+            if row is not None and row.state not in SESSION_TERMINAL:
+                uow.sessions.transition(row, SessionState.DEAD, ctx.clock.now(), message=reason)
+        stopped += 1
+    for name in ctx.backends.session_names():
+        drain = getattr(ctx.backends.session(name), "drain_pool", None)
+        if drain is not None:
+            drain()
+    return stopped

@@ -1,7 +1,7 @@
-"""The local backend: Spark batches as spark-submit processes on this machine.
+"""The local backend: Spark batches as spark-submit processes, and sessions as agents, on this machine.
 
-`LocalBackend` is loaded on first use rather than imported here. The supervisor runs as
-`python -m sparkplane.backends.local.supervisor`, which imports this package first; an eager import of
+`LocalBackend` and `LocalSessionBackend` are loaded on first use rather than imported here. The supervisor
+runs as `python -m sparkplane.backends.local.supervisor`, which imports this package first; an eager import of
 `batch` (which imports `supervisor`) would load the supervisor module twice and make runpy warn.
 """
 
@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sparkplane.backends.local.batch import LocalBackend
+    from sparkplane.backends.local.session import LocalSessionBackend
 
-__all__ = ["LocalBackend"]
+__all__ = ["LocalBackend", "LocalSessionBackend"]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,4 +21,8 @@ def __getattr__(name: str) -> Any:
         from sparkplane.backends.local.batch import LocalBackend
 
         return LocalBackend
+    if name == "LocalSessionBackend":
+        from sparkplane.backends.local.session import LocalSessionBackend
+
+        return LocalSessionBackend
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
