@@ -18,7 +18,7 @@ from typer.testing import CliRunner, Result
 
 from sparkplane.cli import client_commands
 from sparkplane.client import Client
-from tests.unit.test_client_sdk import DEAD, TOKEN, FakeServer
+from tests.unit.fake_server import DEAD, TOKEN, FakeServer
 
 APP = typer.Typer()
 APP.add_typer(client_commands.batches_app, name="batches")

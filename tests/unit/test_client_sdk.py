@@ -1,19 +1,15 @@
 """The SDK against a small in-memory fake of the REST API (httpx.MockTransport): no network, milliseconds.
 
-`FakeServer` is shared with test_client_cli.py. Each GET of a batch moves it one step along a script of
-(state, new log lines), the way a real batch advances between polls.
+`FakeServer` (fake_server.py) is shared with the CLI tests. Each GET of a batch moves it one step along a
+script of (state, new log lines), the way a real batch advances between polls.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
-import re
 import stat
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,178 +24,8 @@ from sparkplane.client import (
     WaitTimeout,
     config,
 )
-
-URL = "http://sp.test"
-TOKEN = "spk_test_secret"
-NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
-SUCCESS = (("starting", ()), ("running", ("line 1", "line 2")), ("running", ("line 3",)), ("success", ("bye",)))
-DEAD = (("running", ("boom",)), ("dead", ("Error: oops",)))
-
-
-def _error(status: int, message: str, key: str = "detail") -> httpx.Response:
-    return httpx.Response(status, json={key: message})
-
-
-class FakeServer:
-    """The routes the SDK calls, with the server's wire shapes, in memory."""
-
-    def __init__(self, script: Sequence[tuple[str, Sequence[str]]] = SUCCESS) -> None:
-        self.script = list(script)
-        self.tokens = {TOKEN: 1}
-        self.passwords = {"alice": "alice-password"}
-        self.users: dict[int, dict[str, Any]] = {
-            1: {"id": 1, "username": "alice", "role": "admin", "is_active": True},
-            2: {"id": 2, "username": "bob", "role": "user", "is_active": True},
-        }
-        self.batches: dict[int, dict[str, Any]] = {}
-        self.steps: dict[int, list[tuple[str, Sequence[str]]]] = {}
-        self.logs: dict[int, list[str]] = {}
-        self.events: dict[int, list[dict[str, Any]]] = {}
-        self.api_tokens: dict[int, dict[str, Any]] = {}
-        self.uploads: list[tuple[str, bytes]] = []
-        self.submitted: list[dict[str, Any]] = []
-        self.requests: list[httpx.Request] = []
-        self.failures: list[httpx.Response | Exception] = []  # served first, in order, before any route
-
-    def client(self, **kwargs: Any) -> Client:
-        kwargs.setdefault("token", TOKEN)
-        return Client(URL, transport=httpx.MockTransport(self.handle), **kwargs)
-
-    def add_batch(self, state: str = "not_started", **fields: Any) -> dict[str, Any]:
-        batch_id = len(self.batches) + 1
-        batch = {
-            "id": batch_id, "name": None, "owner": "alice", "proxy_user": None, "state": state,
-            "backend": "fake", "app_id": None, "spark_ui_url": None, "native_state": None,
-            "failure_reason": None, "message": None, "file": "s3://b/app.py", "args": [], "class_name": None,
-            "conf": {}, "submitted_at": NOW.isoformat(), "started_at": None, "finished_at": None,
-        } | fields  # fmt: skip
-        self.batches[batch_id] = batch
-        self.steps[batch_id] = list(self.script)
-        self.logs[batch_id] = []
-        self.events[batch_id] = [{"from": None, "to": state, "reason": None, "message": None, "at": NOW.isoformat()}]
-        return batch
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        if self.failures:
-            failure = self.failures.pop(0)
-            if isinstance(failure, Exception):
-                raise failure
-            return failure
-        if request.url.path.startswith("/livy"):
-            return _error(404, "Session '9' not found.", key="msg")
-        user = self._principal(request)
-        if user is None:
-            return _error(401, "not authenticated")
-        method, path = request.method, request.url.path
-        if m := re.fullmatch(r"/api/v1/batches/(\d+)(/log|/events)?", path):
-            batch_id, tail = int(m[1]), m[2]
-            if batch_id not in self.batches:
-                return _error(404, f"batch {batch_id} not found")
-            if tail == "/log":
-                return self._log(batch_id, request.url.params)
-            if tail == "/events":
-                return httpx.Response(200, json=self.events[batch_id])
-            if method == "DELETE":
-                self._advance(batch_id, "killed", ())
-            else:
-                self._step(batch_id)
-            return httpx.Response(200, json=self.batches[batch_id])
-        if (method, path) == ("POST", "/api/v1/batches"):
-            body = json.loads(request.content)
-            self.submitted.append(body)
-            batch = self.add_batch(file=body["file"], args=body["args"], name=body.get("name"))
-            return httpx.Response(201, json=batch)
-        if (method, path) == ("GET", "/api/v1/batches"):
-            offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
-            items = [b for b in self.batches.values() if b["state"] == request.url.params.get("state", b["state"])]
-            return httpx.Response(200, json={"offset": offset, "total": len(items), "items": items[offset:][:limit]})
-        if (method, path) == ("POST", "/api/v1/files"):
-            name, content = _multipart_file(request)
-            self.uploads.append((name, content))
-            uri = f"file:///blobs/uploads/1/{len(self.uploads)}/{name}"
-            return httpx.Response(201, json={"uri": uri, "filename": name, "size": len(content), "sha256": "0" * 64})
-        return self._accounts(method, path, request, user)
-
-    def _accounts(self, method: str, path: str, request: httpx.Request, user: int) -> httpx.Response:
-        if path == "/api/v1/users/me":
-            return httpx.Response(200, json=self.users[user])
-        if path == "/api/v1/users":
-            if method == "POST":
-                body = json.loads(request.content)
-                new = {"id": len(self.users) + 1, "username": body["username"], "role": body["role"], "is_active": True}
-                self.users[new["id"]] = new
-                return httpx.Response(201, json=new)
-            return httpx.Response(200, json=list(self.users.values()))
-        if m := re.fullmatch(r"/api/v1/users/(\d+)", path):
-            if int(m[1]) not in self.users:
-                return _error(404, f"user {m[1]} not found")
-            self.users[int(m[1])].update(json.loads(request.content))
-            return httpx.Response(200, json=self.users[int(m[1])])
-        if path == "/api/v1/tokens" and method == "POST":
-            token_id = len(self.api_tokens) + 1
-            secret = f"spk_{token_id}_{'s' * 30}"
-            info = {
-                "id": token_id, "name": json.loads(request.content)["name"], "prefix": secret[:10],
-                "user_id": user, "created_at": NOW.isoformat(), "last_used_at": None, "revoked": False,
-            }  # fmt: skip
-            self.api_tokens[token_id] = info
-            self.tokens[secret] = user
-            return httpx.Response(201, json=info | {"token": secret})
-        if path == "/api/v1/tokens":
-            return httpx.Response(200, json=list(self.api_tokens.values()))
-        if m := re.fullmatch(r"/api/v1/tokens/(\d+)", path):
-            self.api_tokens[int(m[1])]["revoked"] = True
-            return httpx.Response(200, json=self.api_tokens[int(m[1])])
-        return _error(404, "Not Found")
-
-    def _principal(self, request: httpx.Request) -> int | None:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if scheme == "Bearer":
-            return self.tokens.get(value)
-        if scheme == "Basic":
-            username, _, password = base64.b64decode(value).decode().partition(":")
-            if self.passwords.get(username) == password:
-                return next(int(u["id"]) for u in self.users.values() if u["username"] == username)
-        return None
-
-    def _step(self, batch_id: int) -> None:
-        if self.steps[batch_id] and self.batches[batch_id]["state"] not in ("success", "dead", "killed"):
-            state, lines = self.steps[batch_id].pop(0)
-            self._advance(batch_id, state, lines)
-
-    def _advance(self, batch_id: int, state: str, lines: Sequence[str]) -> None:
-        batch = self.batches[batch_id]
-        if batch["state"] in ("success", "dead", "killed"):
-            return
-        self.logs[batch_id].extend(lines)
-        if state != batch["state"]:
-            self.events[batch_id].append(
-                {"from": batch["state"], "to": state, "reason": None, "message": None, "at": NOW.isoformat()}
-            )
-        batch["state"] = state
-        if state == "running":
-            batch["started_at"] = NOW.isoformat()
-        if state in ("success", "dead", "killed"):
-            batch["finished_at"] = (NOW + dt.timedelta(seconds=65)).isoformat()
-            batch["failure_reason"] = None if state == "success" else "BACKEND_FAILED"
-
-    def _log(self, batch_id: int, params: httpx.QueryParams) -> httpx.Response:
-        """Livy's paging, as the server does it: size 100 by default, negative for all; from the tail."""
-        lines = self.logs[batch_id]
-        size = int(params.get("limit", 100))
-        size = len(lines) if size < 0 else size
-        start = max(0, len(lines) - size) if "offset" not in params else int(params["offset"])
-        return httpx.Response(
-            200, json={"id": batch_id, "offset": start, "total": len(lines), "lines": lines[start : start + size]}
-        )
-
-
-def _multipart_file(request: httpx.Request) -> tuple[str, bytes]:
-    body = request.read()
-    m = re.search(rb'name="file"; filename="([^"]+)"\r\n(?:[^\r\n]+\r\n)*\r\n(.*?)\r\n--', body, re.S)
-    assert m is not None, body[:200]
-    return m[1].decode(), m[2]
+from tests.unit.fake_server import TOKEN, URL, FakeServer
+from tests.unit.fake_server import error as _error
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from sparkplane import __version__
-from sparkplane.cli import client_commands, server, up
+from sparkplane.cli import client_commands, server, session_commands, up
 
 app = typer.Typer(
     name="sparkplane",
@@ -27,6 +27,8 @@ app.command("login")(client_commands.login)
 app.add_typer(client_commands.batches_app, name="batches", help="Submit and follow Spark batches.")
 app.add_typer(client_commands.users_app, name="users", help="Manage users (admins).")
 app.add_typer(client_commands.tokens_app, name="tokens", help="Manage your API tokens.")
+app.add_typer(session_commands.sessions_app, name="sessions", help="Start and use interactive Spark sessions.")
+app.command("shell")(session_commands.shell)
 
 
 @app.command("version")

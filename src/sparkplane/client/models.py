@@ -6,12 +6,25 @@ client. The state names are Livy's; they are repeated here because the SDK may n
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
 import datetime as dt
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 ACTIVE_STATES = frozenset({"not_started", "starting", "running"})
 FINAL_STATES = frozenset({"success", "dead", "killed"})
+SESSION_FINAL_STATES = frozenset({"error", "dead", "killed", "success"})
+SESSION_READY_STATES = frozenset({"idle", "busy"})  # a statement runs now (idle) or after the current one (busy)
+STATEMENT_FINAL_STATES = frozenset({"available", "cancelled"})
+
+# The mime types of Livy's statement output that the SDK reads; anything else stays in `output` as it came.
+TEXT_MIME = "text/plain"
+JSON_MIME = "application/json"
+TABLE_MIME = "application/vnd.livy.table.v1+json"
+PNG_MIME = "image/png"
 
 
 class _Model(BaseModel):
@@ -106,3 +119,171 @@ class Token(_Model):
     created_at: dt.datetime
     last_used_at: dt.datetime | None = None
     revoked: bool = False
+
+
+class SessionInfo(_Model):
+    """What the server says about an interactive session; `Session` (sessions.py) is the handle that acts on one."""
+
+    id: int
+    name: str | None = None
+    owner: str
+    kind: str
+    state: str
+    backend: str
+    app_id: str | None = None
+    spark_ui_url: str | None = None
+    # The Spark Connect URL embeds a token: kept out of repr() so it never lands in a log or a traceback by accident.
+    connect_url: str | None = Field(default=None, repr=False)
+    native_state: str | None = None
+    failure_reason: str | None = None
+    message: str | None = None
+    conf: dict[str, str] = Field(default_factory=dict)
+    submitted_at: dt.datetime
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    last_activity_at: dt.datetime | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in SESSION_FINAL_STATES
+
+    @property
+    def is_ready(self) -> bool:
+        """True when the session takes statements: idle, or busy with another one."""
+        return self.state in SESSION_READY_STATES
+
+    def duration(self, now: dt.datetime | None = None) -> dt.timedelta | None:
+        """Up time so far (or in all, once finished); None while it has not started."""
+        if self.started_at is None:
+            return None
+        end = self.finished_at or now or dt.datetime.now(self.started_at.tzinfo)
+        return max(end - self.started_at, dt.timedelta(0))
+
+
+class SessionPage(_Model):
+    offset: int
+    total: int
+    items: tuple[SessionInfo, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StatementResult:
+    """A statement and, once it is final, its output in Livy's shape (`output`), with readers for each kind.
+
+    A frozen dataclass rather than a _Model: pydantic's BaseModel already has a (deprecated) `json` method,
+    and `.json` here is the statement's JSON result. The SDK validates it with pydantic all the same.
+    """
+
+    id: int
+    code: str
+    state: str
+    kind: str | None = None  # the Livy face's statements have none; the native API's always do
+    output: dict[str, Any] | None = None
+    progress: float = 0.0
+    started: int = 0  # epoch milliseconds, 0 until it starts (Livy's convention)
+    completed: int = 0
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in STATEMENT_FINAL_STATES
+
+    @property
+    def failed(self) -> bool:
+        """True when the code raised: the output's status is "error" (the statement itself is `available`)."""
+        return self.output is not None and self.output.get("status") == "error"
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The output's mime bundle; empty while running, after an error, or when cancelled."""
+        data = (self.output or {}).get("data")
+        return data if isinstance(data, dict) else {}
+
+    @property
+    def text(self) -> str | None:
+        value = self.data.get(TEXT_MIME)
+        return None if value is None else str(value)
+
+    @property
+    def json(self) -> Any:
+        """The application/json result as it came (None when there is none): `%json`, or a sql statement's
+        {"schema", "data"}, which `table` turns into rows."""
+        return self.data.get(JSON_MIME)
+
+    @property
+    def image_png(self) -> bytes | None:
+        encoded = self.data.get(PNG_MIME)
+        if not isinstance(encoded, str):
+            return None
+        try:
+            return base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            return None
+
+    @property
+    def columns(self) -> list[tuple[str, str]] | None:
+        """(name, type) of each column of a tabular result, in order; None when the result is not a table."""
+        tabular = _tabular(self.data)
+        return None if tabular is None else tabular[0]
+
+    @property
+    def rows(self) -> list[list[Any]] | None:
+        tabular = _tabular(self.data)
+        return None if tabular is None else tabular[1]
+
+    @property
+    def table(self) -> list[dict[str, Any]] | None:
+        """A tabular result (a `%table` or a sql statement) as one dict per row, keyed by column name;
+        None when the result is not a table. Use `columns` and `rows` when two columns share a name."""
+        tabular = _tabular(self.data)
+        if tabular is None:
+            return None
+        names = [name for name, _ in tabular[0]]
+        return [dict(zip(names, row, strict=False)) for row in tabular[1]]
+
+    @property
+    def ename(self) -> str | None:
+        return str((self.output or {}).get("ename", "Error")) if self.failed else None
+
+    @property
+    def evalue(self) -> str | None:
+        return str((self.output or {}).get("evalue", "")) if self.failed else None
+
+    @property
+    def traceback(self) -> list[str]:
+        lines = (self.output or {}).get("traceback") if self.failed else None
+        return [str(line) for line in lines] if isinstance(lines, list) else []
+
+
+class StatementPage(_Model):
+    offset: int
+    total: int
+    items: tuple[StatementResult, ...] = ()
+
+
+class Candidates(_Model):
+    candidates: tuple[str, ...] = ()
+
+
+def _tabular(data: dict[str, Any]) -> tuple[list[tuple[str, str]], list[list[Any]]] | None:
+    """Columns and rows of Livy's table (`%table`) or of a sql result ({"schema": struct, "data": rows})."""
+    table = data.get(TABLE_MIME)
+    if isinstance(table, dict) and isinstance(table.get("headers"), list):
+        columns = [(str(h.get("name", "")), str(h.get("type", ""))) for h in table["headers"] if isinstance(h, dict)]
+        return columns, _row_lists(table.get("data"))
+    result = data.get(JSON_MIME)
+    if isinstance(result, dict) and isinstance(result.get("schema"), dict) and "data" in result:
+        fields = result["schema"].get("fields")
+        columns = [(str(f.get("name", "")), _type_name(f.get("type"))) for f in fields or [] if isinstance(f, dict)]
+        return columns, _row_lists(result.get("data"))
+    return None
+
+
+def _row_lists(rows: Any) -> list[list[Any]]:
+    return [list(row) if isinstance(row, list) else [row] for row in rows] if isinstance(rows, list) else []
+
+
+def _type_name(spark_type: Any) -> str:
+    # Spark's JSON schema names simple types with a string and complex ones with an object: {"type": "array", …}.
+    if isinstance(spark_type, dict):
+        return str(spark_type.get("type", "struct"))
+    return str(spark_type)

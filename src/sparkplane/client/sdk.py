@@ -6,18 +6,20 @@
             print(line)
         print(sp.get_batch(batch.id).state)
 
-Pass `transport=httpx.MockTransport(handler)` to run against a fake server in tests.
+Interactive sessions and statements come from `SessionsMixin` (sessions.py). Pass
+`transport=httpx.MockTransport(handler)` to run against a fake server in tests.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
@@ -31,8 +33,18 @@ from sparkplane.client.errors import (
     WaitTimeout,
 )
 from sparkplane.client.models import Batch, BatchPage, Event, FileInfo, LogPage, Token, User
+from sparkplane.client.sessions import SessionsMixin
+
+
+class _Stateful(Protocol):
+    @property
+    def state(self) -> str: ...
+    @property
+    def is_final(self) -> bool: ...
+
 
 T = TypeVar("T")
+S = TypeVar("S", bound=_Stateful)
 FileRef = str | os.PathLike[str]
 OnUpdate = Callable[[Batch], None]
 
@@ -45,7 +57,7 @@ _LOG_PAGE = 1000
 _RETRYABLE_STATUS = frozenset({502, 503, 504})
 
 
-class Client:
+class Client(SessionsMixin):
     """One connection pool to one sparkplane server; share it between threads as an httpx.Client. Close it, or
     use it as a context manager, when done."""
 
@@ -182,24 +194,16 @@ class Client:
     ) -> Batch:
         """Poll until the batch is final and return it. `on_update` sees every polled state, final included.
         A server outage shorter than `outage_grace` is waited out; `WaitTimeout` after `timeout` seconds."""
-        deadline = None if timeout is None else self._clock() + timeout
-        outage = _Outage(self._clock, self.outage_grace)
-        state = "unknown"
-        while True:
-            try:
-                batch = self.get_batch(batch_id)
-            except (ServerUnreachable, RequestFailed, ApiError) as exc:
-                outage.tolerate(exc)
-            else:
-                outage.clear()
-                if on_update is not None:
-                    on_update(batch)
-                if batch.is_final:
-                    return batch
-                state = batch.state
-            if deadline is not None and self._clock() >= deadline:
-                raise WaitTimeout(f"batch {batch_id} is still {state} after {timeout:g}s")
-            self._sleep(poll)
+
+        def read() -> Batch:
+            batch = self.get_batch(batch_id)
+            if on_update is not None:
+                on_update(batch)
+            return batch
+
+        return self._poll(
+            read, lambda b: b.is_final, delays=itertools.repeat(poll), timeout=timeout, what=f"batch {batch_id}"
+        )
 
     def follow_log(
         self,
@@ -211,31 +215,16 @@ class Client:
     ) -> Iterator[str]:
         """Yield the driver log's lines from `offset` on as they appear, until the batch is final and every
         line is read. `on_update` sees the batch at each poll, as in `wait_batch`."""
-        outage = _Outage(self._clock, self.outage_grace)
-        while True:
-            try:
-                # The state is read before the log: once it is final, the log read after it is complete.
-                batch = self.get_batch(batch_id)
-                if on_update is not None:
-                    on_update(batch)
-                while True:
-                    page = self.batch_log(batch_id, offset=offset, limit=_LOG_PAGE)
-                    if page.total < offset:
-                        # The log got shorter: the backend serves only a recent window, or the log moved to
-                        # storage. Lines in between cannot be recovered; go on from the new end.
-                        offset = page.total
-                        break
-                    yield from page.lines
-                    offset = page.end
-                    if not page.lines or offset >= page.total:
-                        break
-            except (ServerUnreachable, RequestFailed, ApiError) as exc:
-                outage.tolerate(exc)
-            else:
-                outage.clear()
-                if batch.is_final:
-                    return
-            self._sleep(poll)
+
+        def read() -> Batch:
+            batch = self.get_batch(batch_id)
+            if on_update is not None:
+                on_update(batch)
+            return batch
+
+        yield from self._follow(
+            read, lambda at: self.batch_log(batch_id, offset=at, limit=_LOG_PAGE), poll=poll, offset=offset
+        )
 
     # ---- users and tokens -----------------------------------------------------------------------------
 
@@ -269,6 +258,62 @@ class Client:
         return self._parse(self._request("DELETE", f"/api/v1/tokens/{token_id}"), Token)
 
     # ---- plumbing -------------------------------------------------------------------------------------
+
+    def _poll(
+        self,
+        read: Callable[[], S],
+        done: Callable[[S], bool],
+        *,
+        delays: Iterator[float],
+        timeout: float | None,
+        what: str,
+    ) -> S:
+        """Call `read` until `done` says so, sleeping each of `delays` in between; `WaitTimeout` after `timeout`
+        seconds. A server outage shorter than `outage_grace` is waited out."""
+        deadline = None if timeout is None else self._clock() + timeout
+        outage = _Outage(self._clock, self.outage_grace)
+        state = "unknown"
+        while True:
+            try:
+                item = read()
+            except (ServerUnreachable, RequestFailed, ApiError) as exc:
+                outage.tolerate(exc)
+            else:
+                outage.clear()
+                if done(item):
+                    return item
+                state = item.state
+            if deadline is not None and self._clock() >= deadline:
+                raise WaitTimeout(f"{what} is still {state} after {timeout:g}s")
+            self._sleep(next(delays))
+
+    def _follow(
+        self, read: Callable[[], S], page: Callable[[int], LogPage], *, poll: float, offset: int
+    ) -> Iterator[str]:
+        """Follow a log (a batch's or a session's): `read` gets the owner's state, `page` a page from an offset."""
+        outage = _Outage(self._clock, self.outage_grace)
+        while True:
+            try:
+                # The state is read before the log: once it is final, the log read after it is complete.
+                owner = read()
+                while True:
+                    chunk = page(offset)
+                    if chunk.total < offset:
+                        # The log got shorter: the backend serves only a recent window, or the log moved to
+                        # storage. Lines in between cannot be recovered; go on from the new end.
+                        offset = chunk.total
+                        break
+                    yield from chunk.lines
+                    offset = chunk.end
+                    if not chunk.lines or offset >= chunk.total:
+                        break
+            except (ServerUnreachable, RequestFailed, ApiError) as exc:
+                outage.tolerate(exc)
+            else:
+                outage.clear()
+                if owner.is_final:
+                    return
+            self._sleep(poll)
 
     def _stage(self, ref: FileRef, uploaded: dict[str, str]) -> str:
         if not isinstance(ref, os.PathLike) and (_SCHEME.match(ref) or not Path(ref).expanduser().is_file()):
