@@ -13,6 +13,12 @@ if ! command -v java >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null
 fi
 
+# The Livy compatibility tests use sparkmagic, whose Kerberos support (gssapi, krb5) builds from source.
+if ! command -v krb5-config >/dev/null 2>&1; then
+  echo "installing the Kerberos headers (libkrb5-dev) that sparkmagic's dependencies build against" >&2
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends libkrb5-dev gcc >/dev/null
+fi
+
 if ! command -v uv >/dev/null 2>&1; then
   python3.11 -m pip install --quiet --user uv 2>/dev/null || python3.11 -m pip install --quiet uv
   export PATH="$HOME/.local/bin:$PATH"

@@ -1,0 +1,226 @@
+"""Interactive sessions: start time (warm pool and cold), statement round trip, SQL overhead, agent memory.
+
+    scripts/bench sessions [--statements 200]
+
+Baselines are measured in the same run: a bare `SparkSession.builder.getOrCreate()` in a fresh Python
+process; the agent's own exec time of the statement (its started/completed stamps); the same SQL query in
+a direct pyspark process; a bare pyspark driver's memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.common import Figure, median, report, sparkplane_up
+
+PASSWORD = "bench-admin-password"
+QUERY = "SELECT sum(id * 2) AS s FROM range(0, 20000000)"
+BARE_START = """
+import time, sys
+t = time.perf_counter()
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.master("local[1]").getOrCreate()
+spark.range(1).count()
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+BARE_QUERY = f"""
+import time
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.master("local[1]").getOrCreate()
+spark.sql("{QUERY}").collect()  # warm-up, as the session's first statement is
+samples = []
+for _ in range(5):
+    t = time.perf_counter(); spark.sql("{QUERY}").collect(); samples.append(time.perf_counter() - t)
+samples.sort(); print(samples[len(samples) // 2])
+"""
+
+
+def bare_start() -> tuple[float, int]:
+    """Seconds from spawning Python to a usable SparkSession, and that driver's memory (Python + JVM) in KiB."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BARE_START],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    proc.stdout.readline()
+    elapsed = time.perf_counter() - started
+    memory = tree_rss_kib(proc.pid)
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    proc.wait(timeout=60)
+    return elapsed, memory
+
+
+def tree_rss_kib(pid: int) -> int:
+    total = 0
+    for p in [pid, *children(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    found = [int(p) for p in out]
+    for child in list(found):
+        found.extend(children(child))
+    return found
+
+
+def wait_idle(http: httpx.Client, session_id: int) -> None:
+    while (state := http.get(f"/api/v1/sessions/{session_id}").json()["state"]) not in ("idle", "error", "dead"):
+        time.sleep(0.01)
+    if state != "idle":
+        raise RuntimeError(f"session {session_id} ended {state}")
+
+
+def create_to_idle(http: httpx.Client, body: dict[str, object]) -> tuple[int, float]:
+    started = time.perf_counter()
+    session_id = int(http.post("/api/v1/sessions", json=body).json()["id"])
+    wait_idle(http, session_id)
+    return session_id, time.perf_counter() - started
+
+
+def run(http: httpx.Client, session_id: int, code: str, kind: str = "pyspark") -> tuple[float, dict[str, object]]:
+    started = time.perf_counter()
+    statement = http.post(f"/livy/sessions/{session_id}/statements", json={"code": code, "kind": kind}).json()
+    while statement["state"] not in ("available", "cancelled"):
+        statement = http.get(f"/livy/sessions/{session_id}/statements/{statement['id']}").json()
+    return time.perf_counter() - started, statement
+
+
+def pool_ready(data_dir: Path) -> bool:
+    return any(
+        (d / "agent.json").exists() and not (d / "exit.json").exists()
+        for d in (data_dir / "sessions" / ".pool").glob("pool-*")
+    )
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--statements", type=int, default=200)
+    parser.add_argument("--starts", type=int, default=3)
+    args = parser.parse_args()
+    bare = [bare_start() for _ in range(args.starts)]
+    bare_times = [b[0] for b in bare]
+    bare_memory = median([float(b[1]) for b in bare])
+    direct_query = float(
+        subprocess.run([sys.executable, "-c", BARE_QUERY], capture_output=True, text=True, check=True).stdout.split()[
+            -1
+        ]
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        env = {
+            "SPARKPLANE_SPARK_MASTER": "local[1]",
+            "SPARKPLANE_POOL_SIZE": "1",
+            "SPARKPLANE_RECONCILE_INTERVAL_SECONDS": "0.25",
+        }
+        with (
+            sparkplane_up(data_dir, PASSWORD, env) as url,
+            httpx.Client(base_url=url, auth=("admin", PASSWORD), timeout=60) as http,
+        ):
+            warm, cold = [], []
+            for _ in range(args.starts):
+                while not pool_ready(data_dir):
+                    time.sleep(0.2)
+                session_id, elapsed = create_to_idle(http, {"kind": "pyspark"})
+                warm.append(elapsed)
+                http.delete(f"/api/v1/sessions/{session_id}")
+            for _ in range(args.starts):
+                session_id, elapsed = create_to_idle(http, {"kind": "pyspark", "driverMemory": "1g"})
+                cold.append(elapsed)
+                http.delete(f"/api/v1/sessions/{session_id}")
+            session_id, _ = create_to_idle(http, {"kind": "pyspark"})
+            run(http, session_id, "1 + 1")  # the first statement warms the interpreter up
+            round_trips, inside = [], []
+            for _ in range(args.statements):
+                elapsed, statement = run(http, session_id, "1 + 1")
+                round_trips.append(elapsed)
+                inside.append((int(statement["completed"]) - int(statement["started"])) / 1000)  # type: ignore[call-overload]
+            run(http, session_id, QUERY, "sql")
+            sql_times = sorted(run(http, session_id, QUERY, "sql")[0] for _ in range(5))
+            agent_memory = idle_agent_memory(data_dir)
+            http.delete(f"/api/v1/sessions/{session_id}")
+    print(
+        f"create -> idle, warm: {[round(x, 3) for x in warm]}; cold: {[round(x, 2) for x in cold]}; "
+        f"bare getOrCreate: {[round(x, 2) for x in bare_times]}"
+    )
+    figures = [
+        Figure(
+            "session create -> idle, warm pool (p50)",
+            median(warm),
+            "s",
+            "bare getOrCreate, fresh process",
+            median(bare_times),
+        ),
+        Figure(
+            "session create -> idle, cold (p50)",
+            median(cold),
+            "s",
+            "bare getOrCreate, fresh process",
+            median(bare_times),
+        ),
+        Figure(
+            "statement 1+1 round trip, REST (p50)",
+            median(round_trips) * 1000,
+            "ms",
+            "exec inside the agent (p50)",
+            max(median(inside) * 1000, 0.001),
+        ),
+        Figure(
+            "statement 1+1 round trip, REST (p99)",
+            percentile(round_trips, 0.99) * 1000,
+            "ms",
+            "exec inside the agent (p99)",
+            max(percentile(inside, 0.99) * 1000, 0.001),
+        ),
+        Figure(
+            "SQL query through a session (p50)",
+            sql_times[len(sql_times) // 2],
+            "s",
+            "same query, direct pyspark",
+            direct_query,
+        ),
+        Figure(
+            "idle agent memory, Python + JVM", agent_memory / 1024, "MiB", "bare pyspark driver", bare_memory / 1024
+        ),
+    ]
+    print(f"statement round trips: mean {statistics.mean(round_trips) * 1000:.1f} ms over {len(round_trips)}")
+    report("Interactive sessions", figures, "sessions")
+
+
+def idle_agent_memory(data_dir: Path) -> int:
+    import json
+
+    for agent_file in (data_dir / "sessions").glob("*/agent.json"):
+        if agent_file.parent.name.startswith("pool-"):
+            continue
+        return tree_rss_kib(int(json.loads(agent_file.read_text())["pid"]))
+    raise RuntimeError("no running agent found")
+
+
+if __name__ == "__main__":
+    main()
