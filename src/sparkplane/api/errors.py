@@ -57,7 +57,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("database unavailable: %s", type(exc.orig).__name__)
+        # The driver's own first line ("no such column …", "connection refused"), never the SQL wrapper's
+        # text, which carries the statement's parameters.
+        detail = (str(exc.orig).splitlines() or [""])[0][:300]
+        log.warning("database unavailable: %s: %s", type(exc.orig).__name__, detail)
         return error_response(
             request, 503, "the database is unavailable right now; try again shortly", {"Retry-After": "5"}
         )

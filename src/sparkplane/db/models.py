@@ -76,6 +76,9 @@ class Batch(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_observed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     cancel_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cluster_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clusters.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     version: Mapped[int] = mapped_column(Integer, default=0)
 
 
@@ -134,6 +137,9 @@ class Session(Base):
     last_heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_activity_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     next_statement: Mapped[int] = mapped_column(Integer, default=0)
+    cluster_id: Mapped[int | None] = mapped_column(
+        ForeignKey("clusters.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -162,3 +168,51 @@ class Statement(Base):
     completed_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Cluster(Base):
+    """A Spark standalone cluster (a master and workers); field names follow Databricks' Clusters API."""
+
+    __tablename__ = "clusters"
+    __table_args__ = (Index("ix_clusters_state_observed", "state", "last_observed_at"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True)  # in node keys and provider tags
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    target_workers: Mapped[int] = mapped_column(Integer, default=0)  # what the cluster should have now
+    generation: Mapped[int] = mapped_column(Integer, default=0)  # bumped by start and restart: fresh node keys
+    next_worker: Mapped[int] = mapped_column(Integer, default=0)  # worker indices are never reused
+    master_url: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    ui_url: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    state_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    termination_reason: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    # Providers whose nodes push the master's status (EC2): the last report, and the hash of the token
+    # that authenticates them (one cluster's reports only).
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    reported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    report_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # One converging process at a time, without holding a transaction while nodes start: a lease.
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_activity_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    terminated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_observed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ClusterEvent(Base):
+    """The cluster's timeline as Databricks shows it (CREATING, RUNNING, RESIZING, AUTOSCALED, NODES_LOST…)."""
+
+    __tablename__ = "cluster_events"
+    __table_args__ = (Index("ix_cluster_events_cluster", "cluster_id", "id"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(32))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
