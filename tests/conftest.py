@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from sparkplane.backends.fake import FakeBackend, FakeSessionBackend
+from sparkplane.backends.fake_cluster import FakeClusterProvider
 from sparkplane.db import migrate
 from sparkplane.db.base import Base, make_engine
 from sparkplane.domain.clock import Clock
@@ -98,7 +99,9 @@ def make_settings(tmp_path: Path, db_kind: str, request: pytest.FixtureRequest, 
         _truncate_pg(url)
     else:
         url = f"sqlite:///{tmp_path / 'sparkplane.sqlite'}"
-    return load_settings(data_dir=tmp_path / "data", database_url=url, backend="fake", **overrides)
+    return load_settings(
+        data_dir=tmp_path / "data", database_url=url, backend="fake", cluster_provider="fake", **overrides
+    )
 
 
 @pytest.fixture
@@ -109,6 +112,11 @@ def fake_backend() -> FakeBackend:
 @pytest.fixture
 def fake_sessions() -> FakeSessionBackend:
     return FakeSessionBackend(auto_advance=True)
+
+
+@pytest.fixture
+def fake_clusters() -> FakeClusterProvider:
+    return FakeClusterProvider()
 
 
 @pytest.fixture
@@ -123,6 +131,7 @@ def ctx(
     request: pytest.FixtureRequest,
     fake_backend: FakeBackend,
     fake_sessions: FakeSessionBackend,
+    fake_clusters: FakeClusterProvider,
     dispatcher: RecordingDispatcher,
 ) -> Iterator[Context]:
     """A service context on the chosen database, with the fake backend and a recording dispatcher."""
@@ -132,7 +141,11 @@ def ctx(
     context = build_context(
         settings,
         dispatcher=dispatcher,
-        backends=Backends({"fake": lambda: fake_backend}, sessions={"fake": lambda: fake_sessions}),
+        backends=Backends(
+            {"fake": lambda: fake_backend},
+            sessions={"fake": lambda: fake_sessions},
+            clusters={"fake": lambda: fake_clusters},
+        ),
         clock=FakeClock(SystemClock()),
     )
     if db_kind == "sqlite":

@@ -79,6 +79,21 @@ class Settings(BaseSettings):
         default="local", description="Backend that runs new batches (fake: in-memory, for tests and load runs)"
     )
     spark_master: str = Field(default="local[*]", description="Spark master of the local backend")
+    cluster_provider: Literal["local", "ec2", "fake"] = Field(
+        default="local", description="Where new clusters' machines come from (fake: in-memory, for tests)"
+    )
+    local_cluster_memory_mb: int | None = Field(
+        default=None, ge=256, description="Memory the local provider lets workers promise in all; unset: half the RAM"
+    )
+    cluster_start_timeout_seconds: float = Field(
+        default=300.0, description="A cluster whose master and workers are not up after this long ends in ERROR"
+    )
+    autoscale_down_after_seconds: float = Field(
+        default=120.0, description="An autoscaling cluster stops a worker that ran no executor for this long"
+    )
+    executor_idle_timeout_seconds: float = Field(
+        default=30.0, description="Sessions on autoscaling clusters release an executor idle this long"
+    )
     spark_blob_storage: str | None = _seed(
         "SPARK_BLOB_STORAGE", "Where uploaded files and collected logs live (a local folder in embedded mode)"
     )
@@ -181,6 +196,9 @@ class Settings(BaseSettings):
 
     def run_root(self) -> Path:
         return self.data_dir / "runs"
+
+    def cluster_run_root(self) -> Path:
+        return self.data_dir / "clusters"
 
     def session_run_root(self) -> Path:
         # Apart from batches': each local backend reports every live folder under its root as its own.

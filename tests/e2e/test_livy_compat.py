@@ -119,6 +119,18 @@ def test_the_livy_client_runs_code_and_downloads_a_sql_result(up: Up) -> None:
     assert up.wait_state(session_id, {"dead"}) == "dead"
 
 
+@pytest.fixture
+def connect_client_env() -> Iterator[None]:
+    """An in-process Spark Connect client sets SPARK_CONNECT_MODE_ENABLED for the whole test process; put the
+    process back as it was, so later tests' in-process Spark is classic again."""
+    saved = dict(os.environ)
+    yield
+    for name in set(os.environ) - set(saved):
+        del os.environ[name]
+    os.environ.update(saved)
+
+
+@pytest.mark.usefixtures("connect_client_env")
 def test_spark_connect_sees_the_sessions_tables_and_the_reverse(up: Up) -> None:
     from pyspark.sql import SparkSession
 

@@ -38,6 +38,7 @@ def test_db_upgrade_then_cleanup_twice(data_dir: Path) -> None:
         assert json.loads(result.output.strip().splitlines()[-1]) == {
             "deleted_batches": 0,
             "orphans_killed": 0,
+            "orphan_clusters_stopped": 0,
             "sessions_timed_out": 0,
             "deleted_sessions": 0,
         }

@@ -182,3 +182,34 @@ def test_env_points_spark_and_python_then_applies_extra_env() -> None:
 )
 def test_local_path(uri: str, expected: Path | None) -> None:
     assert local_path(uri) == expected
+
+
+def test_launched_processes_never_inherit_a_spark_connect_clients_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Connect client in the launcher's process sets SPARK_CONNECT_MODE_ENABLED; a driver inheriting it
+    refuses to start a classic SparkContext (found when a test's Connect client broke every later batch)."""
+    import subprocess
+
+    from sparkplane.backends.local.batch import CONNECT_CLIENT_ENV, LocalBackend
+
+    seen: dict[str, str] = {}
+
+    class Spawned:
+        def wait(self, timeout: float) -> int:
+            return 0
+
+    def fake_popen(command: list[str], **kwargs: object) -> Spawned:
+        seen.update(kwargs["env"])  # type: ignore[arg-type]
+        return Spawned()
+
+    for name in CONNECT_CLIENT_ENV:
+        monkeypatch.setenv(name, "sc://elsewhere:15002")
+    monkeypatch.setenv("KEEP_ME", "1")
+    monkeypatch.setattr(subprocess, "Popen", fake_popen)
+    backend = LocalBackend(tmp_path, spark_home=tmp_path / "spark")
+    run_dir = tmp_path / "k"
+    run_dir.mkdir()
+    assert backend._spawn(run_dir, ["true"], {"EXTRA": "x"})
+    assert not set(CONNECT_CLIENT_ENV) & set(seen)
+    assert seen["KEEP_ME"] == "1" and seen["EXTRA"] == "x" and seen["SPARK_HOME"] == str(tmp_path / "spark")

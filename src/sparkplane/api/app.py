@@ -7,7 +7,15 @@ from fastapi import FastAPI
 from sparkplane import __version__
 from sparkplane.api import errors
 from sparkplane.api.middleware import BodyLimit, Metrics
-from sparkplane.api.routers import accounts, livy, livy_sessions, native_batches, native_sessions, ops
+from sparkplane.api.routers import (
+    accounts,
+    livy,
+    livy_sessions,
+    native_batches,
+    native_clusters,
+    native_sessions,
+    ops,
+)
 from sparkplane.services.context import Context
 
 
@@ -25,6 +33,7 @@ def create_app(ctx: Context) -> FastAPI:
         accounts.router,
         native_batches.router,
         native_sessions.router,
+        native_clusters.router,
         livy.router,
         livy_sessions.router,
     )

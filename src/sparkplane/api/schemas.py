@@ -31,6 +31,7 @@ class BatchSubmit(BaseModel):
     queue: str | None = None
     name: str | None = None
     conf: dict[str, str] = Field(default_factory=dict)
+    cluster_id: int | None = Field(None, description="Run on this cluster (sparkplane's extension of Livy's fields)")
 
     def to_request(self) -> BatchRequest:
         return BatchRequest(**self.model_dump())
@@ -101,6 +102,7 @@ class Batch(BaseModel):
     args: list[str]
     class_name: str | None
     conf: dict[str, str]
+    cluster_id: int | None
     submitted_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
@@ -124,6 +126,7 @@ class Batch(BaseModel):
             args=list(r.get("args") or []),
             class_name=r.get("className"),
             conf=dict(r.get("conf") or {}),
+            cluster_id=r.get("cluster_id"),
             submitted_at=view.submitted_at,
             started_at=view.started_at,
             finished_at=view.finished_at,

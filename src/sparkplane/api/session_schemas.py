@@ -34,6 +34,7 @@ class SessionCreate(BaseModel):
     heartbeatTimeoutInSecond: int = 0  # noqa: N815
     ttl: str | None = Field(None, description="Stop the session after this long, e.g. 8h")
     idleTimeout: str | None = Field(None, description="Stop the session after this long without a statement, e.g. 30m")  # noqa: N815
+    cluster_id: int | None = Field(None, description="Run on this cluster (sparkplane's extension of Livy's fields)")
 
     def to_request(self) -> SessionRequest:
         return SessionRequest(**self.model_dump())
@@ -161,6 +162,7 @@ class NativeSession(BaseModel):
     failure_reason: str | None
     message: str | None
     conf: dict[str, str]
+    cluster_id: int | None
     submitted_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
@@ -182,6 +184,7 @@ class NativeSession(BaseModel):
             failure_reason=view.failure_reason,
             message=view.message,
             conf=dict(view.request.get("conf") or {}),
+            cluster_id=view.cluster_id,
             submitted_at=view.submitted_at,
             started_at=view.started_at,
             finished_at=view.finished_at,

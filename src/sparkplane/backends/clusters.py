@@ -6,8 +6,9 @@ asks for nodes to be added or stopped. Like `ComputeBackend`, providers are sync
 database, and take an idempotency key for every launch: a launch retried with the same key returns the node
 already started for it (a folder and its lock for the local provider, EC2's ClientToken for EC2).
 
-Node keys are `<cluster uid>-master` and `<cluster uid>-w<n>`, n never reused within a cluster, so a
-replaced worker never collides with the one it replaces.
+Node keys are `<cluster uid>-g<generation>-master` and `<cluster uid>-g<generation>-w<n>`: the generation
+grows with every start and restart, and n is never reused within a cluster, so a replaced worker or a
+restarted master never collides with the node it replaces (whose ended folder or instance may linger).
 
 How the manager learns the cluster's health: from the master's own status (`MasterStatus`, parsed from the
 master web UI's `/json/`). The local provider reads it directly. A provider whose nodes sit in a network the
@@ -135,19 +136,40 @@ class ClusterProvider(Protocol):
         """Every cluster that still has a live node here, for cleanup to find orphans."""
         ...
 
+    def purge(self, cluster_uid: str) -> None:
+        """Forget the ended nodes of a cluster that is deleted for good (folders, logs); live ones stay."""
+        ...
+
     def close(self) -> None: ...
 
 
-def node_key(cluster_uid: str, role: NodeRole, index: int = 0) -> str:
-    return f"{cluster_uid}-master" if role is NodeRole.MASTER else f"{cluster_uid}-w{index}"
+def node_key(cluster_uid: str, generation: int, role: NodeRole, index: int = 0) -> str:
+    suffix = "master" if role is NodeRole.MASTER else f"w{index}"
+    return f"{cluster_uid}-g{generation}-{suffix}"
 
 
-_NODE_KEY = re.compile(r"^(?P<uid>[A-Za-z0-9]+)-(?:master|w\d+)$")
+@dataclass(frozen=True, slots=True)
+class NodeKey:
+    cluster_uid: str
+    generation: int
+    role: NodeRole
+    index: int
+
+
+_NODE_KEY = re.compile(r"^(?P<uid>[A-Za-z0-9]+)-g(?P<gen>\d+)-(?:(?P<master>master)|w(?P<index>\d+))$")
+
+
+def parse_node_key(key: str) -> NodeKey | None:
+    match = _NODE_KEY.match(key)
+    if match is None:
+        return None
+    role = NodeRole.MASTER if match.group("master") else NodeRole.WORKER
+    return NodeKey(match.group("uid"), int(match.group("gen")), role, int(match.group("index") or 0))
 
 
 def cluster_uid_of(key: str) -> str | None:
-    match = _NODE_KEY.match(key)
-    return match.group("uid") if match else None
+    parsed = parse_node_key(key)
+    return parsed.cluster_uid if parsed else None
 
 
 def parse_master_json(body: Mapping[str, Any], *, ports_to_keys: Mapping[int, str] | None = None) -> MasterStatus:

@@ -139,12 +139,15 @@ def up(
         typer.echo("stopping sparkplane...", err=True)
         supervisor.stop_all()
         if not keep_apps:
-            from sparkplane.services import batch_runs, session_runs
+            from sparkplane.services import batch_runs, cluster_runs, session_runs
 
             stopped = batch_runs.stop_active(ctx, reason="sparkplane up was stopped")
             stopped += session_runs.stop_all(ctx, reason="sparkplane up was stopped")
             if stopped:
                 typer.echo(f"stopped {stopped} running Spark application(s)", err=True)
+            terminated = cluster_runs.stop_all(ctx, reason="sparkplane up was stopped")
+            if terminated:
+                typer.echo(f"terminated {terminated} cluster(s)", err=True)
         ctx.close()
         typer.echo("stopped.", err=True)
 

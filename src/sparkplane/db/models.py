@@ -195,6 +195,8 @@ class Cluster(Base):
     report: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     reported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     report_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Since when each live worker has run no executor (worker key -> ISO time), for scaling down.
+    worker_idle_since: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     # One converging process at a time, without holding a transaction while nodes start: a lease.
     lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_activity_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -68,6 +68,7 @@ class BatchSpec:
     resources: Resources = field(default_factory=Resources)
     queue: str | None = None
     proxy_user: str | None = None
+    master: str | None = None  # a cluster's spark:// URL; None: the backend's own master
 
 
 SESSION_KINDS = ("spark", "pyspark", "sparkr", "sql", "shared")
@@ -96,11 +97,13 @@ class SessionSpec:
     resources: Resources = field(default_factory=Resources)
     queue: str | None = None
     proxy_user: str | None = None
+    master: str | None = None  # a cluster's spark:// URL; None: the backend's own master
 
     def poolable(self) -> bool:
         """True when a pre-started agent can serve it: nothing that must be set before the driver starts."""
         return (
-            not (self.jars or self.py_files or self.files or self.archives)
+            self.master is None
+            and not (self.jars or self.py_files or self.files or self.archives)
             and self.resources == Resources()
             and not any(key.startswith(_STATIC_CONF_PREFIXES) for key in self.conf)
         )

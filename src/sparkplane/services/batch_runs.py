@@ -14,7 +14,7 @@ from sparkplane.backends.base import Handle, Observation, PermanentBackendError
 from sparkplane.db.models import Batch
 from sparkplane.db.uow import UnitOfWork
 from sparkplane.domain.states import BATCH_TERMINAL, BatchState, FailureReason, Observed, next_batch_state
-from sparkplane.services import batches, dispatch, faults, metrics
+from sparkplane.services import batches, dispatch, faults, metrics, placement
 from sparkplane.services.context import Context
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,18 @@ def launch(ctx: Context, batch_id: int) -> None:
         if batch is None or batch.state != BatchState.NOT_STARTED or batch.handle is not None:
             return  # gone, killed, or already launched: a redelivered message
         spec, backend_name, key = batches.spec_of(batch), batch.backend, batch.uid
+        if batch.cluster_id is not None:
+            placed, refused = placement.on_cluster(uow, batch.cluster_id, spec, ctx.settings)
+            if refused is not None:
+                failed = uow.batches.get(batch_id, for_update=True)
+                if failed is not None:
+                    uow.batches.transition(
+                        failed, BatchState.DEAD, ctx.clock.now(), reason=FailureReason.SUBMIT_ERROR, message=refused
+                    )
+                return
+            if placed is None:
+                return  # the cluster is starting; it enqueues this launch again once it runs
+            spec = placed
     faults.point("worker.before_launch", ctx.settings.data_dir)
     backend = ctx.backends.get(backend_name)
     try:

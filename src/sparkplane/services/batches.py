@@ -13,7 +13,7 @@ from sparkplane.db.models import Batch
 from sparkplane.domain.errors import InvalidInput, NotFound
 from sparkplane.domain.specs import BatchSpec, Resources, check_conf
 from sparkplane.domain.states import BATCH_TERMINAL, BatchState, FailureReason
-from sparkplane.services import dispatch, files
+from sparkplane.services import clusters, dispatch, files
 from sparkplane.services.context import Context
 from sparkplane.services.principal import Principal
 
@@ -40,6 +40,7 @@ class BatchRequest:
     conf: Mapping[str, str] = field(default_factory=dict)
     queue: str | None = None
     proxyUser: str | None = None  # noqa: N815
+    cluster_id: int | None = None  # run on this cluster's master and workers
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,8 @@ def submit(ctx: Context, principal: Principal, req: BatchRequest) -> BatchView:
     request = _validated(ctx, principal, req)
     now = ctx.clock.now()
     with ctx.db.uow() as uow:
+        if req.cluster_id is not None:
+            clusters.for_work(uow, principal, req.cluster_id)
         batch = uow.batches.add(
             Batch(
                 uid=uuid.uuid4().hex,
@@ -120,6 +123,7 @@ def submit(ctx: Context, principal: Principal, req: BatchRequest) -> BatchView:
                 backend=ctx.settings.backend,
                 request=request,
                 submitted_at=now,
+                cluster_id=req.cluster_id,
                 version=0,
             ),
             now,
@@ -162,9 +166,10 @@ def spec_of_request(ctx: Context, batch_id: int) -> BatchSpec:
         return spec_of(batch)
 
 
-def _owned(ctx: Context, principal: Principal, ref: str | int) -> tuple[Batch, str]:
+def _owned(ctx: Context, principal: Principal | None, ref: str | int) -> tuple[Batch, str]:
+    """The batch, as `principal` may see it; None is sparkplane itself, which sees every batch."""
     with ctx.db.uow() as uow:
-        batch = uow.batches.find(str(ref), principal.owner_filter)
+        batch = uow.batches.find(str(ref), principal.owner_filter if principal is not None else None)
         if batch is None:
             raise NotFound(f"Batch '{ref}' not found.")
         owner = uow.users.get(batch.owner_id)
@@ -192,8 +197,12 @@ def page(
         return [_view(b, names.get(b.owner_id, "?")) for b in rows], total
 
 
-def kill(ctx: Context, principal: Principal, ref: str | int) -> BatchView:
-    """Kill a batch. Idempotent: a finished batch stays as it is and the call succeeds."""
+def kill(
+    ctx: Context, principal: Principal | None, ref: str | int, *, message: str = "killed before it started"
+) -> BatchView:
+    """Kill a batch. Idempotent: a finished batch stays as it is and the call succeeds.
+
+    `principal` None is sparkplane itself (its cluster terminating)."""
     batch, owner = _owned(ctx, principal, ref)
     entries: list[int] = []
     now = ctx.clock.now()
@@ -209,7 +218,7 @@ def kill(ctx: Context, principal: Principal, ref: str | int) -> BatchView:
                 BatchState.KILLED,
                 now,
                 reason=FailureReason.USER_REQUEST,
-                message="killed before it started",
+                message=message,
                 cancel_requested_at=now,
             )
         elif row.cancel_requested_at is None:

@@ -23,6 +23,7 @@ DELETE_BATCH = 100  # rows per transaction (Lighter's bound): short locks, stead
 class CleanupReport:
     deleted_batches: int = 0
     orphans_killed: int = 0
+    orphan_clusters_stopped: int = 0
     sessions_timed_out: int = 0
     deleted_sessions: int = 0
 
@@ -33,6 +34,7 @@ def run_cleanup(ctx: Context) -> CleanupReport:
     _delete_expired_batches(ctx, report)
     _delete_expired_sessions(ctx, report)
     _kill_orphans(ctx, report)
+    _stop_orphan_clusters(ctx, report)
     log.info(
         "cleanup done: %d sessions timed out, %d old batches and %d old sessions deleted, %d orphan runs killed",
         report.sessions_timed_out,
@@ -119,3 +121,20 @@ def _kill_orphans(ctx: Context, report: CleanupReport) -> None:
             log.warning("cleanup: %s %s run %s belongs to nothing unfinished; killing it", name, what, external_id)
             backend.cancel(Handle(name, external_id), grace=grace)
             report.orphans_killed += 1
+
+
+def _stop_orphan_clusters(ctx: Context, report: CleanupReport) -> None:
+    """Nodes of clusters that are terminated or deleted (a crash between the row and the machines)."""
+    grace = dt.timedelta(seconds=ctx.settings.cancel_grace_seconds)
+    for name in ctx.backends.cluster_names():
+        provider = ctx.backends.cluster(name)
+        alive = provider.cluster_uids()
+        if not alive:
+            continue
+        with ctx.db.uow() as uow:
+            owned = uow.clusters.live_uids(name)
+        for uid in sorted(alive - owned):
+            log.warning("cleanup: %s cluster %s has live nodes but no live cluster; stopping them", name, uid)
+            for node in provider.nodes(uid):
+                provider.stop_node(uid, node.key, grace=grace)
+            report.orphan_clusters_stopped += 1

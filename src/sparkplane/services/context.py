@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from sparkplane.backends.base import ComputeBackend, SessionBackend
+from sparkplane.backends.clusters import ClusterProvider
 from sparkplane.db.base import make_engine
 from sparkplane.db.uow import Database
 from sparkplane.domain.clock import Clock, SystemClock
@@ -34,11 +36,14 @@ class Backends:
         self,
         factories: dict[str, Callable[[], ComputeBackend]],
         sessions: dict[str, Callable[[], SessionBackend]] | None = None,
+        clusters: dict[str, Callable[[], ClusterProvider]] | None = None,
     ) -> None:
         self._factories = factories
         self._session_factories = sessions or {}
+        self._cluster_factories = clusters or {}
         self._built: dict[str, ComputeBackend] = {}
         self._built_sessions: dict[str, SessionBackend] = {}
+        self._built_clusters: dict[str, ClusterProvider] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str) -> ComputeBackend:
@@ -62,12 +67,27 @@ class Backends:
     def session_names(self) -> list[str]:
         return sorted(self._session_factories)
 
+    def cluster(self, name: str) -> ClusterProvider:
+        """The provider of cluster machines under this name; InvalidInput when it is not enabled."""
+        with self._lock:
+            if name not in self._built_clusters:
+                if name not in self._cluster_factories:
+                    enabled = ", ".join(sorted(self._cluster_factories)) or "none"
+                    raise InvalidInput(f"cluster provider '{name}' is not enabled; enabled: {enabled}")
+                self._built_clusters[name] = self._cluster_factories[name]()
+            return self._built_clusters[name]
+
+    def cluster_names(self) -> list[str]:
+        return sorted(self._cluster_factories)
+
     def names(self) -> list[str]:
         return sorted(self._factories)
 
     def close(self) -> None:
         for backend in [*self._built.values(), *self._built_sessions.values()]:
             backend.close()
+        for provider in self._built_clusters.values():
+            provider.close()
 
 
 @dataclass
@@ -86,13 +106,9 @@ class Context:
 
 def default_backends(settings: Settings) -> Backends:
     def local() -> ComputeBackend:
-        import os
-        from pathlib import Path
-
         from sparkplane.backends.local import LocalBackend
 
-        spark_home = os.environ.get("SPARK_HOME") or _pyspark_home()
-        return LocalBackend(settings.run_root(), spark_home=Path(spark_home), master=settings.spark_master)
+        return LocalBackend(settings.run_root(), spark_home=_spark_home(), master=settings.spark_master)
 
     def fake() -> ComputeBackend:
         from sparkplane.backends.fake import FakeBackend
@@ -100,15 +116,11 @@ def default_backends(settings: Settings) -> Backends:
         return FakeBackend(auto_advance=True)
 
     def local_sessions() -> SessionBackend:
-        import os
-        from pathlib import Path
-
         from sparkplane.backends.local import LocalSessionBackend
 
-        spark_home = os.environ.get("SPARK_HOME") or _pyspark_home()
         return LocalSessionBackend(
             settings.session_run_root(),
-            spark_home=Path(spark_home),
+            spark_home=_spark_home(),
             master=settings.spark_master,
             pool_size=settings.pool_size,
             orphan_after=settings.agent_orphan_after_seconds,
@@ -119,7 +131,29 @@ def default_backends(settings: Settings) -> Backends:
 
         return FakeSessionBackend(auto_advance=True)
 
-    return Backends({"local": local, "fake": fake}, sessions={"local": local_sessions, "fake": fake_sessions})
+    def local_clusters() -> ClusterProvider:
+        from sparkplane.backends.local.cluster import LocalClusterProvider
+
+        return LocalClusterProvider(
+            settings.cluster_run_root(), spark_home=_spark_home(), memory_mb=settings.local_cluster_memory_mb
+        )
+
+    def fake_clusters() -> ClusterProvider:
+        from sparkplane.backends.fake_cluster import FakeClusterProvider
+
+        return FakeClusterProvider()
+
+    return Backends(
+        {"local": local, "fake": fake},
+        sessions={"local": local_sessions, "fake": fake_sessions},
+        clusters={"local": local_clusters, "fake": fake_clusters},
+    )
+
+
+def _spark_home() -> Path:
+    import os
+
+    return Path(os.environ.get("SPARK_HOME") or _pyspark_home())
 
 
 def _pyspark_home() -> str:

@@ -17,7 +17,8 @@ LAUNCH_BATCH = "launch_batch"
 CANCEL_BATCH = "cancel_batch"
 LAUNCH_SESSION = "launch_session"
 STOP_SESSION = "stop_session"
-TASKS = (LAUNCH_BATCH, CANCEL_BATCH, LAUNCH_SESSION, STOP_SESSION)
+CONVERGE_CLUSTER = "converge_cluster"
+TASKS = (LAUNCH_BATCH, CANCEL_BATCH, LAUNCH_SESSION, STOP_SESSION, CONVERGE_CLUSTER)
 
 
 def enqueue(uow: UnitOfWork, ctx: Context, task: str, entity_id: int) -> int:

@@ -21,7 +21,7 @@ from sparkplane.domain.states import (
     StatementState,
     next_session_state,
 )
-from sparkplane.services import dispatch, faults, sessions, statements
+from sparkplane.services import dispatch, faults, placement, sessions, statements
 from sparkplane.services.context import Context
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,18 @@ def launch(ctx: Context, session_id: int) -> None:
         if row is None or row.state != SessionState.NOT_STARTED or row.handle is not None:
             return
         spec, backend_name, key = sessions.spec_of(row), row.backend, row.uid
+        if row.cluster_id is not None:
+            placed, refused = placement.on_cluster(uow, row.cluster_id, spec, ctx.settings)
+            if refused is not None:
+                failed = uow.sessions.get(session_id, for_update=True)
+                if failed is not None:
+                    uow.sessions.transition(
+                        failed, SessionState.ERROR, ctx.clock.now(), reason=FailureReason.SUBMIT_ERROR, message=refused
+                    )
+                return
+            if placed is None:
+                return  # the cluster is starting; it enqueues this launch again once it runs
+            spec = placed
     faults.point("worker.before_session_launch", ctx.settings.data_dir)
     backend = ctx.backends.session(backend_name)
     try:

@@ -21,7 +21,7 @@ from sparkplane.domain.specs import (
     parse_duration,
 )
 from sparkplane.domain.states import SESSION_TERMINAL, FailureReason, SessionState
-from sparkplane.services import dispatch, files
+from sparkplane.services import clusters, dispatch, files
 from sparkplane.services.batches import LogPage
 from sparkplane.services.context import Context
 from sparkplane.services.principal import Principal
@@ -50,6 +50,7 @@ class SessionRequest:
     heartbeatTimeoutInSecond: int = 0  # noqa: N815
     ttl: str | None = None
     idleTimeout: str | None = None  # noqa: N815
+    cluster_id: int | None = None  # run on this cluster's master and workers
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ class SessionView:
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     last_activity_at: dt.datetime
+    cluster_id: int | None = None
 
 
 def view(session: Session, owner: str) -> SessionView:
@@ -94,6 +96,7 @@ def view(session: Session, owner: str) -> SessionView:
         started_at=session.started_at,
         finished_at=session.finished_at,
         last_activity_at=session.last_activity_at,
+        cluster_id=session.cluster_id,
     )
 
 
@@ -125,6 +128,8 @@ def create(ctx: Context, principal: Principal, req: SessionRequest) -> SessionVi
     with ctx.db.uow() as uow:
         if req.name and uow.sessions.active_named(principal.user_id, req.name) is not None:
             raise Conflict(f"Duplicate session name: '{req.name}' is already an active session of yours")
+        if req.cluster_id is not None:
+            clusters.for_work(uow, principal, req.cluster_id)
         row = uow.sessions.add(
             Session(
                 uid=uuid.uuid4().hex,
@@ -140,6 +145,7 @@ def create(ctx: Context, principal: Principal, req: SessionRequest) -> SessionVi
                 last_activity_at=now,
                 submitted_at=now,
                 next_statement=0,
+                cluster_id=req.cluster_id,
                 version=0,
             ),
             now,

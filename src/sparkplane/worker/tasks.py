@@ -8,7 +8,7 @@ from celery import shared_task
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from sparkplane.backends.base import TransientBackendError
-from sparkplane.services import batch_runs, session_runs
+from sparkplane.services import batch_runs, cluster_runs, session_runs
 from sparkplane.services.context import Context
 
 _ctx: Context | None = None
@@ -54,10 +54,23 @@ def stop_session(session_id: int) -> None:
     session_runs.stop(_context(), session_id)
 
 
+@shared_task(name="sparkplane.converge_cluster", **_RETRY)
+def converge_cluster(cluster_id: int) -> None:
+    cluster_runs.converge(_context(), cluster_id)
+
+
 @worker_process_shutdown.connect
 def _close(**_: Any) -> None:
     if _ctx is not None:
         _ctx.close()
 
 
-__all__ = ["cancel_batch", "install_context", "launch_batch", "launch_session", "stop_session", "worker_process_init"]
+__all__ = [
+    "cancel_batch",
+    "converge_cluster",
+    "install_context",
+    "launch_batch",
+    "launch_session",
+    "stop_session",
+    "worker_process_init",
+]

@@ -78,6 +78,10 @@ _MESSAGES: Mapping[str, str] = {
     "ORPHANED_RUNNING": "the local supervisor died; the application still runs until it is cancelled",
     "CANCELLED": "cancelled",
 }
+# A Spark Connect *client* in the launcher's process (or the shell that started sparkplane) sets these; a
+# driver that inherits them believes it is a Connect client too and refuses to start a classic SparkContext
+# (CONNECT_URL_NOT_SET). Drivers, agents and cluster daemons are classic Spark: they never inherit them.
+CONNECT_CLIENT_ENV = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE", "SPARK_CONNECT_MODE")
 # Spark names an event log <appId>[.<codec>][.inprogress], or eventlog_v2_<appId> when rolling.
 _CODEC_SUFFIXES = (".zstd", ".lz4", ".lzf", ".snappy")
 
@@ -136,7 +140,7 @@ class LocalBackend:
             argv = build_argv(
                 spec,
                 spark_submit=str(spark_submit),
-                master=self._master,
+                master=spec.master or self._master,
                 default_name=key,
                 event_log_dir=(run_dir / sup.EVENTS_DIR).as_uri(),
             )
@@ -155,7 +159,7 @@ class LocalBackend:
         finally:
             os.close(fd)  # closing the descriptor releases the lock
 
-    def _spawn(self, run_dir: Path, argv: list[str]) -> bool:
+    def _spawn(self, run_dir: Path, argv: list[str], extra_env: Mapping[str, str] | None = None) -> bool:
         """Start the detached supervisor; False when one turned out to be running already."""
         fd = os.open(run_dir / sup.SUPERVISOR_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
@@ -163,7 +167,8 @@ class LocalBackend:
                 return False  # a supervisor we did not see a moment ago (its launcher died mid-spawn)
             command = [sys.executable, "-m", _SUPERVISOR_MODULE, "--run-dir", str(run_dir)]
             command += ["--lock-fd", str(fd), "--detach", "--", *argv]
-            env = {**os.environ, **self._env}
+            inherited = {k: v for k, v in os.environ.items() if k not in CONNECT_CLIENT_ENV}
+            env = {**inherited, **self._env, **(extra_env or {})}
             with open(run_dir / sup.SUPERVISOR_LOG, "ab") as log:
                 try:
                     proc = subprocess.Popen(

@@ -129,7 +129,7 @@ class LocalSessionBackend:
             argv = agent_argv(
                 python=self._python,
                 run_dir=run_dir,
-                master=self._master,
+                master=spec.master or self._master,
                 name=spec.name or key,
                 orphan_after=self._orphan_after,
                 conf=session_confs(spec),

@@ -11,7 +11,7 @@ from sparkplane.db.models import Batch, StateEvent
 from sparkplane.db.repositories.transitions import record_creation, transition
 from sparkplane.domain.states import BATCH_TERMINAL, BATCH_TRANSITIONS, BatchState
 
-_ACTIVE = [str(s) for s in BatchState if s not in BATCH_TERMINAL]
+ACTIVE_BATCH = [str(s) for s in BatchState if s not in BATCH_TERMINAL]
 
 
 class BatchRepository:
@@ -93,7 +93,7 @@ class BatchRepository:
         """Ids of unfinished batches, least recently observed first, bounded (never 'fetch all active')."""
         query = (
             select(Batch.id)
-            .where(Batch.state.in_(_ACTIVE))
+            .where(Batch.state.in_(ACTIVE_BATCH))
             .order_by(Batch.last_observed_at.asc().nulls_first(), Batch.id)
             .limit(limit)
         )
@@ -105,12 +105,15 @@ class BatchRepository:
 
     def finished_before(self, cutoff: dt.datetime, limit: int) -> Sequence[Batch]:
         query = (
-            select(Batch).where(Batch.state.not_in(_ACTIVE), Batch.finished_at < cutoff).order_by(Batch.id).limit(limit)
+            select(Batch)
+            .where(Batch.state.not_in(ACTIVE_BATCH), Batch.finished_at < cutoff)
+            .order_by(Batch.id)
+            .limit(limit)
         )
         return self.db.scalars(query).all()
 
     def active_uids(self, backend: str) -> set[str]:
-        query = select(Batch.uid).where(Batch.backend == backend, or_(Batch.state.in_(_ACTIVE)))
+        query = select(Batch.uid).where(Batch.backend == backend, or_(Batch.state.in_(ACTIVE_BATCH)))
         return set(self.db.scalars(query).all())
 
     def events(self, batch_id: int) -> Sequence[StateEvent]:

@@ -48,6 +48,11 @@ def upgrade() -> None:
         ),
         sa.Column("reported_at", sparkplane.db.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("report_token_hash", sa.String(length=64), nullable=True),
+        sa.Column(
+            "worker_idle_since",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
         sa.Column("lease_until", sparkplane.db.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_activity_at", sparkplane.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_at", sparkplane.db.base.UTCDateTime(timezone=True), nullable=False),
