@@ -7,7 +7,15 @@ from fastapi import FastAPI
 from sparkplane import __version__
 from sparkplane.api import errors
 from sparkplane.api.middleware import BodyLimit, Metrics
-from sparkplane.api.routers import accounts, livy, livy_sessions, native_batches, native_sessions, ops
+from sparkplane.api.routers import (
+    accounts,
+    credentials,
+    livy,
+    livy_sessions,
+    native_batches,
+    native_sessions,
+    ops,
+)
 from sparkplane.services.context import Context
 
 
@@ -23,6 +31,7 @@ def create_app(ctx: Context) -> FastAPI:
     routers = (
         ops.router,
         accounts.router,
+        credentials.router,
         native_batches.router,
         native_sessions.router,
         livy.router,

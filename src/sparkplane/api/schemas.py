@@ -31,6 +31,10 @@ class BatchSubmit(BaseModel):
     queue: str | None = None
     name: str | None = None
     conf: dict[str, str] = Field(default_factory=dict)
+    # Not Livy's: sparkplane's one addition to its body, so Livy clients may pass it as an extra field.
+    credentials: list[str] = Field(
+        default_factory=list, description="Names of your stored credentials to give the batch as Spark conf"
+    )
 
     def to_request(self) -> BatchRequest:
         return BatchRequest(**self.model_dump())
@@ -101,6 +105,7 @@ class Batch(BaseModel):
     args: list[str]
     class_name: str | None
     conf: dict[str, str]
+    credentials: list[str] = Field(description="Names of the stored credentials it was given")
     submitted_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
@@ -124,6 +129,7 @@ class Batch(BaseModel):
             args=list(r.get("args") or []),
             class_name=r.get("className"),
             conf=dict(r.get("conf") or {}),
+            credentials=list(r.get("credentials") or []),
             submitted_at=view.submitted_at,
             started_at=view.started_at,
             finished_at=view.finished_at,

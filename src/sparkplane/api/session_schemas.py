@@ -34,6 +34,10 @@ class SessionCreate(BaseModel):
     heartbeatTimeoutInSecond: int = 0  # noqa: N815
     ttl: str | None = Field(None, description="Stop the session after this long, e.g. 8h")
     idleTimeout: str | None = Field(None, description="Stop the session after this long without a statement, e.g. 30m")  # noqa: N815
+    # Not Livy's: sparkplane's one addition to its body, so Livy clients may pass it as an extra field.
+    credentials: list[str] = Field(
+        default_factory=list, description="Names of your stored credentials to give the session as Spark conf"
+    )
 
     def to_request(self) -> SessionRequest:
         return SessionRequest(**self.model_dump())
@@ -161,6 +165,7 @@ class NativeSession(BaseModel):
     failure_reason: str | None
     message: str | None
     conf: dict[str, str]
+    credentials: list[str] = Field(description="Names of the stored credentials it was given")
     submitted_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
@@ -182,6 +187,7 @@ class NativeSession(BaseModel):
             failure_reason=view.failure_reason,
             message=view.message,
             conf=dict(view.request.get("conf") or {}),
+            credentials=list(view.request.get("credentials") or []),
             submitted_at=view.submitted_at,
             started_at=view.started_at,
             finished_at=view.finished_at,

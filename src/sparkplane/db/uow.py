@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from sparkplane.db.repositories.batches import BatchRepository
+from sparkplane.db.repositories.credentials import CredentialRepository
 from sparkplane.db.repositories.files import FileRepository
 from sparkplane.db.repositories.outbox import OutboxRepository
 from sparkplane.db.repositories.sessions import SessionRepository, StatementRepository
@@ -25,6 +26,7 @@ class UnitOfWork:
         self.outbox = OutboxRepository(db)
         self.sessions = SessionRepository(db)
         self.statements = StatementRepository(db)
+        self.credentials = CredentialRepository(db)
         self.skip_locked = db.get_bind().dialect.name == "postgresql"
 
 
