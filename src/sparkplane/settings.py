@@ -73,6 +73,16 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = Field(
         default=None, description="Password of the first admin; generated and printed once when unset"
     )
+    encryption_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key that encrypts users' stored credentials; embedded mode generates one into "
+        "the data folder when unset",
+    )
+    encryption_old_keys: SecretStr | None = Field(
+        default=None,
+        description="Earlier encryption keys, comma-separated: they still decrypt, never encrypt "
+        "(after a key change, `sparkplane db reencrypt` moves every credential to the new key)",
+    )
 
     # --- data plane ------------------------------------------------------------------------------------------
     backend: Literal["local", "fake"] = Field(
@@ -204,6 +214,10 @@ class Settings(BaseSettings):
         # Apart from batches': each local backend reports every live folder under its root as its own.
         return self.data_dir / "sessions"
 
+    def generated_key_file(self) -> Path:
+        """Where embedded mode keeps the encryption key it generated (used only while encryption_key is unset)."""
+        return self.data_dir / "encryption.key"
+
     def is_embedded_database(self) -> bool:
         return self.sqlalchemy_url().startswith("sqlite")
 
@@ -223,6 +237,12 @@ def _enforce_production_safety(settings: Settings) -> None:
         problems.append("a PostgreSQL database (PGSQL_HOST or SPARKPLANE_DATABASE_URL)")
     if settings.celery_broker_url().startswith("sqla+"):
         problems.append("a RabbitMQ broker (RABBITMQ_HOST or SPARKPLANE_BROKER_URL)")
+    if settings.encryption_key is None:
+        # A generated key lives on one machine's disk: other replicas could not read what this one stored.
+        problems.append(
+            "an encryption key for users' credentials (SPARKPLANE_ENCRYPTION_KEY, or a file of that name in "
+            "SPARKPLANE_SECRETS_DIR)"
+        )
     if problems:
         raise ValueError("SPARKPLANE_ENVIRONMENT=production needs " + " and ".join(problems))
 

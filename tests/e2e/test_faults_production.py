@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sparkplane.db.models import OutboxEntry
 from sparkplane.services import users
 from sparkplane.services.context import Context, build_context
+from sparkplane.services.encryption import new_key
 from sparkplane.settings import load_settings
 
 from .roles import RoleProcess, Roles, free_port, stop_local_runs, wait_ready, wait_until
@@ -245,6 +246,7 @@ def plane_settings(database_url: str, broker_url: str, tmp_path_factory: pytest.
     data_dir = tmp_path_factory.mktemp("faults-production")
     env = {
         "SPARKPLANE_ENVIRONMENT": "production",
+        "SPARKPLANE_ENCRYPTION_KEY": new_key(),  # production refuses to generate one
         "SPARKPLANE_DATABASE_URL": database_url,
         "SPARKPLANE_BROKER_URL": broker_url,
         "SPARKPLANE_DATA_DIR": str(data_dir),

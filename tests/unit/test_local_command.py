@@ -191,7 +191,8 @@ def test_launched_processes_never_inherit_a_spark_connect_clients_variables(
     refuses to start a classic SparkContext (found when a test's Connect client broke every later batch)."""
     import subprocess
 
-    from sparkplane.backends.local.batch import CONNECT_CLIENT_ENV, LocalBackend
+    from sparkplane.backends.local.batch import LocalBackend
+    from sparkplane.backends.local.command import CONNECT_CLIENT_ENV
 
     seen: dict[str, str] = {}
 

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sparkplane.cli.main import app
+from sparkplane.services.encryption import Cipher, cipher_for, new_key, parse_key
 from sparkplane.settings import load_settings, masked
 
 
@@ -82,11 +83,41 @@ def test_production_refuses_embedded_parts(monkeypatch: pytest.MonkeyPatch) -> N
         load_settings()
 
 
+def test_production_refuses_to_run_without_an_encryption_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPARKPLANE_ENVIRONMENT", "production")
+    monkeypatch.setenv("PGSQL_HOST", "db")
+    monkeypatch.setenv("RABBITMQ_HOST", "mq")
+    with pytest.raises(ValueError) as refused:
+        load_settings()
+    assert str(refused.value) == (
+        "SPARKPLANE_ENVIRONMENT=production needs an encryption key for users' credentials "
+        "(SPARKPLANE_ENCRYPTION_KEY, or a file of that name in SPARKPLANE_SECRETS_DIR)"
+    )
+    monkeypatch.setenv("SPARKPLANE_ENCRYPTION_KEY", new_key())
+    assert load_settings().encryption_key is not None
+
+
+def test_the_encryption_keys_come_from_the_secrets_folder_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    key, old = new_key(), new_key()
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "SPARKPLANE_ENCRYPTION_KEY").write_text(key + "\n")
+    (secrets / "SPARKPLANE_ENCRYPTION_OLD_KEYS").write_text(old)
+    monkeypatch.setenv("SPARKPLANE_SECRETS_DIR", str(secrets))
+    settings = load_settings(data_dir=tmp_path / "data")
+    assert settings.encryption_key is not None and settings.encryption_key.get_secret_value().strip() == key
+    token = Cipher([parse_key(old, "K")]).seal(b"sealed with the old key")
+    assert cipher_for(settings).open(token) == b"sealed with the old key"
+    assert key not in json.dumps(masked(settings), default=str)
+
+
 def test_config_command_masks_every_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     secrets = {
         "PGSQL_PASSWORD": "pg-secret-value",
         "RABBITMQ_PASSWORD": "mq-secret-value",
         "SPARKPLANE_ADMIN_PASSWORD": "admin-secret-value",
+        "SPARKPLANE_ENCRYPTION_KEY": new_key(),
+        "SPARKPLANE_ENCRYPTION_OLD_KEYS": new_key(),
     }
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)

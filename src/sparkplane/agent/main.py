@@ -1,9 +1,10 @@
 """The agent's life: read the secrets, start Spark, serve HTTP, run statements, stop cleanly.
 
     python -m sparkplane.agent --run-dir D [--master local[*]] [--conf k=v ...] [--name N]
-                               [--claimed-by KEY] [--orphan-after SECONDS]
+                               [--claimed-by KEY] [--orphan-after SECONDS] [--properties-file F]
 
-The launcher (LocalSessionBackend) writes D/agent.token and D/connect.token (mode 0600) before starting us;
+The launcher (LocalSessionBackend) writes D/agent.token and D/connect.token (mode 0600) before starting us,
+and F (0600) when the session has secret confs (a user's credentials), which the driver's spark-submit reads;
 we write D/agent.json (url, pid, connect_port, spark_app_id, ui_url, started_at) once Spark and both servers
 are up. The process ends with 0 after POST /shutdown, after a statement's SystemExit, or when the control
 plane has not been heard from for --orphan-after seconds; whatever then remains of it, the supervisor kills.
@@ -48,6 +49,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark conf (repeat)")
     parser.add_argument("--name", help="the Spark application name")
     parser.add_argument("--claimed-by", help="the session this agent serves; a pooled agent has none yet")
+    parser.add_argument(
+        "--properties-file",
+        type=Path,
+        help="secret Spark confs (0600) for the driver's spark-submit; removed once read",
+    )
     parser.add_argument("--orphan-after", type=float, default=DEFAULT_ORPHAN_AFTER)
     parser.add_argument("--sql-max-rows", type=int, default=DEFAULT_SQL_MAX_ROWS)
     parser.add_argument("--max-output-chars", type=int, default=DEFAULT_MAX_OUTPUT_CHARS)
@@ -99,7 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         user_confs=args.conf,
         connect_token=connect_token,
         events_dir=run_dir / EVENTS_DIR,
+        properties_file=args.properties_file,
     )
+    if args.properties_file is not None:
+        # The driver has read it; a session may live for hours, and its secrets need not stay on disk meanwhile.
+        args.properties_file.unlink(missing_ok=True)
     control = SparkControl(runtime.sc)
     if args.claimed_by is None:
         _warm_up(runtime, control)

@@ -15,6 +15,7 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import shlex
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +30,7 @@ CONNECT_ADDRESS = "spark.connect.grpc.binding.address"
 CONNECT_PORT = "spark.connect.grpc.binding.port"
 CONNECT_TOKEN = "spark.connect.authenticate.token"
 TOKEN_ENV = "SPARK_CONNECT_AUTHENTICATE_TOKEN"
+SUBMIT_ARGS_ENV = "PYSPARK_SUBMIT_ARGS"  # PySpark appends these to the spark-submit that starts the driver
 EVENT_LOG_PREFIX = "spark.eventLog."
 CONSOLE_PROGRESS = "spark.ui.showConsoleProgress"
 # A port picked free can be taken before Spark binds it; a few fresh picks make that vanishingly rare.
@@ -67,6 +69,17 @@ def driver_confs(user: Mapping[str, str], *, connect_port: int, events_dir: Path
     return conf
 
 
+def submit_args(existing: str | None, properties_file: Path) -> str:
+    """PYSPARK_SUBMIT_ARGS that make the driver's spark-submit read `properties_file` too.
+
+    The builder's confs all become `--conf` flags of that spark-submit, on a command line every local user can
+    read; the secret confs go through the file instead (and a `--conf` still wins over it, as on the batch side).
+    `--load-spark-defaults` keeps spark-defaults.conf, which a properties file would otherwise replace.
+    """
+    rest = existing.strip() if existing and existing.strip() else "pyspark-shell"
+    return f"--properties-file {shlex.quote(str(properties_file))} --load-spark-defaults {rest}"
+
+
 @dataclass(frozen=True, slots=True)
 class SparkRuntime:
     spark: Any
@@ -82,12 +95,20 @@ class SparkRuntime:
 
 
 def start_spark(
-    *, master: str, name: str | None, user_confs: Mapping[str, str], connect_token: str, events_dir: Path
+    *,
+    master: str,
+    name: str | None,
+    user_confs: Mapping[str, str],
+    connect_token: str,
+    events_dir: Path,
+    properties_file: Path | None = None,
 ) -> SparkRuntime:
     from pyspark.sql import SparkSession
 
     events_dir.mkdir(parents=True, exist_ok=True)
     os.environ[TOKEN_ENV] = connect_token  # inherited by the JVM that getOrCreate starts
+    if properties_file is not None:
+        os.environ[SUBMIT_ARGS_ENV] = submit_args(os.environ.get(SUBMIT_ARGS_ENV), properties_file)
     for attempt in range(1, _PORT_ATTEMPTS + 1):
         port = free_port()
         builder = SparkSession.builder

@@ -9,6 +9,7 @@ from sparkplane.api import errors
 from sparkplane.api.middleware import BodyLimit, Metrics
 from sparkplane.api.routers import (
     accounts,
+    credentials,
     livy,
     livy_sessions,
     native_batches,
@@ -31,6 +32,7 @@ def create_app(ctx: Context) -> FastAPI:
     routers = (
         ops.router,
         accounts.router,
+        credentials.router,
         native_batches.router,
         native_sessions.router,
         native_clusters.router,

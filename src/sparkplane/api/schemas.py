@@ -32,6 +32,10 @@ class BatchSubmit(BaseModel):
     name: str | None = None
     conf: dict[str, str] = Field(default_factory=dict)
     cluster_id: int | None = Field(None, description="Run on this cluster (sparkplane's extension of Livy's fields)")
+    # Not Livy's: sparkplane's one addition to its body, so Livy clients may pass it as an extra field.
+    credentials: list[str] = Field(
+        default_factory=list, description="Names of your stored credentials to give the batch as Spark conf"
+    )
 
     def to_request(self) -> BatchRequest:
         return BatchRequest(**self.model_dump())
@@ -103,6 +107,7 @@ class Batch(BaseModel):
     class_name: str | None
     conf: dict[str, str]
     cluster_id: int | None
+    credentials: list[str] = Field(description="Names of the stored credentials it was given")
     submitted_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
@@ -127,6 +132,7 @@ class Batch(BaseModel):
             class_name=r.get("className"),
             conf=dict(r.get("conf") or {}),
             cluster_id=r.get("cluster_id"),
+            credentials=list(r.get("credentials") or []),
             submitted_at=view.submitted_at,
             started_at=view.started_at,
             finished_at=view.finished_at,

@@ -35,6 +35,10 @@ class SessionCreate(BaseModel):
     ttl: str | None = Field(None, description="Stop the session after this long, e.g. 8h")
     idleTimeout: str | None = Field(None, description="Stop the session after this long without a statement, e.g. 30m")  # noqa: N815
     cluster_id: int | None = Field(None, description="Run on this cluster (sparkplane's extension of Livy's fields)")
+    # Not Livy's: sparkplane's one addition to its body, so Livy clients may pass it as an extra field.
+    credentials: list[str] = Field(
+        default_factory=list, description="Names of your stored credentials to give the session as Spark conf"
+    )
 
     def to_request(self) -> SessionRequest:
         return SessionRequest(**self.model_dump())
@@ -163,6 +167,7 @@ class NativeSession(BaseModel):
     message: str | None
     conf: dict[str, str]
     cluster_id: int | None
+    credentials: list[str] = Field(description="Names of the stored credentials it was given")
     submitted_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
@@ -185,6 +190,7 @@ class NativeSession(BaseModel):
             message=view.message,
             conf=dict(view.request.get("conf") or {}),
             cluster_id=view.cluster_id,
+            credentials=list(view.request.get("credentials") or []),
             submitted_at=view.submitted_at,
             started_at=view.started_at,
             finished_at=view.finished_at,

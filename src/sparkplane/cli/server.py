@@ -198,6 +198,29 @@ def db_current(data_dir: DataDir = None) -> None:
         engine.dispose()
 
 
+@db_app.command("reencrypt")
+def db_reencrypt(data_dir: DataDir = None) -> None:
+    """Encrypt every stored credential again with SPARKPLANE_ENCRYPTION_KEY, after a key change.
+
+    Keep the previous key in SPARKPLANE_ENCRYPTION_OLD_KEYS while this runs (it reads the credentials); once
+    it has, the old key can be dropped. Idempotent.
+    """
+    from sparkplane.services.credentials import reencrypt_all
+
+    settings = settings_for(data_dir)
+    logs.configure(settings.log_level, settings.log_format, "reencrypt")
+    ctx = build_context(settings)
+    _require_current_schema(ctx)
+    try:
+        count = reencrypt_all(ctx)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        ctx.close()
+    typer.echo(f"{count} credentials encrypted with the current key")
+
+
 def config(data_dir: DataDir = None) -> None:
     """Print the effective settings, with every secret masked."""
     try:

@@ -218,3 +218,22 @@ class ClusterEvent(Base):
     type: Mapped[str] = mapped_column(String(32))
     details: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Credential(Base):
+    """A user's own data-source credential (S3 keys and the like), usable only in that user's runs."""
+
+    __tablename__ = "credentials"
+    # Leading with owner_id, the unique constraint also serves "this user's credentials".
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_credentials_owner_name"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    # Fernet token of every field, bound to owner, name and kind (services/credentials.py); never plaintext.
+    ciphertext: Mapped[str] = mapped_column(Text)
+    # The kind's public fields only (endpoint, region, bucket), kept in clear so a user can tell credentials
+    # apart; launches read the encrypted copy, so an altered row cannot redirect the secrets elsewhere.
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sparkplane.db.repositories.batches import BatchRepository
 from sparkplane.db.repositories.clusters import ClusterRepository
+from sparkplane.db.repositories.credentials import CredentialRepository
 from sparkplane.db.repositories.files import FileRepository
 from sparkplane.db.repositories.outbox import OutboxRepository
 from sparkplane.db.repositories.sessions import SessionRepository, StatementRepository
@@ -27,6 +28,7 @@ class UnitOfWork:
         self.sessions = SessionRepository(db)
         self.statements = StatementRepository(db)
         self.clusters = ClusterRepository(db)
+        self.credentials = CredentialRepository(db)
         self.skip_locked = db.get_bind().dialect.name == "postgresql"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from sparkplane.domain.errors import InvalidInput
@@ -34,6 +34,33 @@ def check_conf(conf: Mapping[str, str]) -> dict[str, str]:
         if not _CONF_KEY.match(key):
             raise InvalidInput(f"conf key '{key}' is not a Spark configuration name")
     return {k: str(v) for k, v in conf.items()}
+
+
+class SecretConf(Mapping[str, str]):
+    """Spark confs whose values are secrets (a user's credentials): a mapping that never shows a value.
+
+    Specs are logged and put into error messages; this type's repr names the keys only, and it is not a dict,
+    so `json.dumps` refuses it rather than writing the values somewhere by accident.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, str] | None = None) -> None:
+        self._values = dict(values or {})
+
+    def __getitem__(self, key: str) -> str:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return "SecretConf({" + ", ".join(f"{key!r}: '***'" for key in self._values) + "})"
+
+    __str__ = __repr__
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +96,8 @@ class BatchSpec:
     queue: str | None = None
     proxy_user: str | None = None
     master: str | None = None  # a cluster's spark:// URL; None: the backend's own master
+    # From the user's stored credentials, resolved at launch; never written to a row or a command line.
+    secret_conf: SecretConf = field(default_factory=SecretConf)
 
 
 SESSION_KINDS = ("spark", "pyspark", "sparkr", "sql", "shared")
@@ -98,12 +127,17 @@ class SessionSpec:
     queue: str | None = None
     proxy_user: str | None = None
     master: str | None = None  # a cluster's spark:// URL; None: the backend's own master
+    secret_conf: SecretConf = field(default_factory=SecretConf)  # as BatchSpec's
 
     def poolable(self) -> bool:
-        """True when a pre-started agent can serve it: nothing that must be set before the driver starts."""
+        """True when a pre-started agent can serve it: nothing that must be set before the driver starts.
+
+        Credentials count: pooled drivers started without them, and Hadoop's S3A settings are read from the
+        driver's conf, so a session that carries any gets a cold driver started with them.
+        """
         return (
             self.master is None
-            and not (self.jars or self.py_files or self.files or self.archives)
+            and not (self.jars or self.py_files or self.files or self.archives or self.secret_conf)
             and self.resources == Resources()
             and not any(key.startswith(_STATIC_CONF_PREFIXES) for key in self.conf)
         )

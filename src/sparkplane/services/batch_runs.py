@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import replace
 from typing import Any
 
 from sparkplane.backends.base import Handle, Observation, PermanentBackendError
 from sparkplane.db.models import Batch
 from sparkplane.db.uow import UnitOfWork
 from sparkplane.domain.states import BATCH_TERMINAL, BatchState, FailureReason, Observed, next_batch_state
-from sparkplane.services import batches, dispatch, faults, metrics, placement
+from sparkplane.services import batches, credentials, dispatch, faults, metrics, placement
 from sparkplane.services.context import Context
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,14 @@ def launch(ctx: Context, batch_id: int) -> None:
             if placed is None:
                 return  # the cluster is starting; it enqueues this launch again once it runs
             spec = placed
+        owner_id, wanted = batch.owner_id, list(batch.request.get("credentials") or ())
     faults.point("worker.before_launch", ctx.settings.data_dir)
     backend = ctx.backends.get(backend_name)
     try:
+        # Decrypted only here, in the worker, and only into the spec the backend gets; never onto the row.
+        spec = replace(spec, secret_conf=credentials.secret_conf(ctx, owner_id, wanted))
         handle = backend.submit_batch(spec, idempotency_key=key)
-    except PermanentBackendError as exc:
+    except (PermanentBackendError, credentials.UnusableCredential) as exc:
         with ctx.db.uow() as uow:
             row = uow.batches.get(batch_id, for_update=True)
             if row is not None:

@@ -13,7 +13,7 @@ from sparkplane.db.models import Batch
 from sparkplane.domain.errors import InvalidInput, NotFound
 from sparkplane.domain.specs import BatchSpec, Resources, check_conf
 from sparkplane.domain.states import BATCH_TERMINAL, BatchState, FailureReason
-from sparkplane.services import clusters, dispatch, files
+from sparkplane.services import clusters, credentials, dispatch, files
 from sparkplane.services.context import Context
 from sparkplane.services.principal import Principal
 
@@ -41,6 +41,7 @@ class BatchRequest:
     queue: str | None = None
     proxyUser: str | None = None  # noqa: N815
     cluster_id: int | None = None  # run on this cluster's master and workers
+    credentials: Sequence[str] = ()  # names of the caller's stored credentials, resolved at launch
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,7 @@ def _validated(ctx: Context, principal: Principal, req: BatchRequest) -> dict[st
     data["file"] = files.resolve(ctx, principal, "file", req.file)
     for key in ("jars", "pyFiles", "files", "archives"):
         data[key] = [files.resolve(ctx, principal, f"{key}[{i}]", ref) for i, ref in enumerate(getattr(req, key))]
+    data["credentials"] = credentials.check_requested(ctx, principal, list(req.credentials))  # names only
     return data
 
 

@@ -14,6 +14,7 @@ from sparkplane.db.base import make_engine
 from sparkplane.db.uow import Database
 from sparkplane.domain.clock import Clock, SystemClock
 from sparkplane.domain.errors import InvalidInput, Unsupported
+from sparkplane.services.encryption import Cipher, cipher_for
 from sparkplane.settings import Settings
 from sparkplane.storage.blob import BlobStore, open_blob_store
 
@@ -96,6 +97,7 @@ class Context:
     db: Database
     backends: Backends
     blobs: BlobStore
+    cipher: Cipher  # users' credentials, at rest
     dispatcher: Dispatcher = field(default_factory=NullDispatcher)
     clock: Clock = field(default_factory=SystemClock)
 
@@ -179,6 +181,7 @@ def build_context(
         db=Database(make_engine(settings.sqlalchemy_url())),
         backends=backends or default_backends(settings),
         blobs=open_blob_store(settings.blob_root()),
+        cipher=cipher_for(settings),
         dispatcher=dispatcher or NullDispatcher(),
         clock=clock or SystemClock(),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import replace
 from typing import Any
 
 from sparkplane.backends.base import Handle, Observation, PermanentBackendError
@@ -21,7 +22,7 @@ from sparkplane.domain.states import (
     StatementState,
     next_session_state,
 )
-from sparkplane.services import dispatch, faults, placement, sessions, statements
+from sparkplane.services import credentials, dispatch, faults, placement, sessions, statements
 from sparkplane.services.context import Context
 
 log = logging.getLogger(__name__)
@@ -46,11 +47,14 @@ def launch(ctx: Context, session_id: int) -> None:
             if placed is None:
                 return  # the cluster is starting; it enqueues this launch again once it runs
             spec = placed
+        owner_id, wanted = row.owner_id, list(row.request.get("credentials") or ())
     faults.point("worker.before_session_launch", ctx.settings.data_dir)
     backend = ctx.backends.session(backend_name)
     try:
+        # As for batches: decrypted only into the spec the backend gets (which then starts it cold, not pooled).
+        spec = replace(spec, secret_conf=credentials.secret_conf(ctx, owner_id, wanted))
         handle = backend.start_session(spec, idempotency_key=key)
-    except PermanentBackendError as exc:
+    except (PermanentBackendError, credentials.UnusableCredential) as exc:
         with ctx.db.uow() as uow:
             row = uow.sessions.get(session_id, for_update=True)
             if row is not None:

@@ -21,7 +21,7 @@ from sparkplane.domain.specs import (
     parse_duration,
 )
 from sparkplane.domain.states import SESSION_TERMINAL, FailureReason, SessionState
-from sparkplane.services import clusters, dispatch, files
+from sparkplane.services import clusters, credentials, dispatch, files
 from sparkplane.services.batches import LogPage
 from sparkplane.services.context import Context
 from sparkplane.services.principal import Principal
@@ -51,6 +51,7 @@ class SessionRequest:
     ttl: str | None = None
     idleTimeout: str | None = None  # noqa: N815
     cluster_id: int | None = None  # run on this cluster's master and workers
+    credentials: Sequence[str] = ()  # names of the caller's stored credentials, resolved at launch
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,7 @@ def _validated(ctx: Context, principal: Principal, req: SessionRequest) -> dict[
     data["idle_timeout_s"] = parse_duration("idleTimeout", req.idleTimeout)
     for key in ("jars", "pyFiles", "files", "archives"):
         data[key] = [files.resolve(ctx, principal, f"{key}[{i}]", ref) for i, ref in enumerate(getattr(req, key))]
+    data["credentials"] = credentials.check_requested(ctx, principal, list(req.credentials))  # names only
     return data
 
 

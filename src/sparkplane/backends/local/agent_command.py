@@ -3,16 +3,18 @@
 Pure functions, unit-tested without a process. The agent is started directly with the driver's Python (not
 through spark-submit): PySpark launches the driver JVM itself, so everything spark-submit would take as a flag
 travels as a Spark conf (spark.driver.memory works this way too, because PySpark passes the confs to the
-spark-submit that starts the JVM).
+spark-submit that starts the JVM). That makes every conf here part of the JVM's command line, so the user's
+secret confs are not among them: they travel in a 0600 properties file (secret_files.py), which the agent gives
+that spark-submit with `--properties-file`.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
 from sparkplane.backends.local.command import effective_master
+from sparkplane.backends.local.secret_files import write_private
 from sparkplane.domain.specs import SessionSpec
 
 AGENT_MODULE = "sparkplane.agent"
@@ -29,8 +31,12 @@ _LIST_CONFS = (
 
 
 def session_confs(spec: SessionSpec) -> dict[str, str]:
-    """The user's conf, then the spec's typed fields, which win (the batch side's rule, see command.py)."""
-    conf = dict(spec.conf)
+    """The user's conf, then the spec's typed fields, which win (the batch side's rule, see command.py).
+
+    A key the secret confs set is left out: a --conf would beat the properties file, and the credential the
+    user asked for by name should win over a stray conf of the same key.
+    """
+    conf = {key: value for key, value in spec.conf.items() if key not in spec.secret_conf}
     for key, attribute in _LIST_CONFS:
         values: tuple[str, ...] = getattr(spec, attribute)
         if values:
@@ -60,11 +66,14 @@ def agent_argv(
     conf: dict[str, str],
     claimed_by: str | None,
     driver_cores: int | None = None,
+    secret_conf_file: Path | None = None,
 ) -> list[str]:
     argv = [python, "-m", AGENT_MODULE, "--run-dir", str(run_dir)]
     argv += ["--master", effective_master(master, driver_cores), "--name", name, "--orphan-after", str(orphan_after)]
     if claimed_by is not None:
         argv += ["--claimed-by", claimed_by]
+    if secret_conf_file is not None:
+        argv += ["--properties-file", str(secret_conf_file)]  # its path only: the values stay in the file
     for key, value in conf.items():
         argv += ["--conf", f"{key}={value}"]
     return argv
@@ -74,17 +83,6 @@ def write_secrets(run_dir: Path) -> None:
     """Fresh tokens for the agent's API and for Spark Connect, readable by this user only."""
     for name in (AGENT_TOKEN, CONNECT_TOKEN):
         write_private(run_dir / name, secrets.token_urlsafe(32))
-
-
-def write_private(path: Path, text: str) -> None:
-    # Created 0600 from the start (and fixed if an earlier, unlaunched attempt left the file): never readable
-    # by others, not even for a moment.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
 
 
 def read_secret(run_dir: Path, name: str) -> str | None:

@@ -38,6 +38,7 @@ from sparkplane.backends.base import (
 )
 from sparkplane.backends.local import supervisor as sup
 from sparkplane.backends.local.command import build_argv, build_env, local_path
+from sparkplane.backends.local.secret_files import write_secret_conf
 from sparkplane.domain.specs import BatchSpec
 from sparkplane.domain.states import Observed
 
@@ -78,10 +79,6 @@ _MESSAGES: Mapping[str, str] = {
     "ORPHANED_RUNNING": "the local supervisor died; the application still runs until it is cancelled",
     "CANCELLED": "cancelled",
 }
-# A Spark Connect *client* in the launcher's process (or the shell that started sparkplane) sets these; a
-# driver that inherits them believes it is a Connect client too and refuses to start a classic SparkContext
-# (CONNECT_URL_NOT_SET). Drivers, agents and cluster daemons are classic Spark: they never inherit them.
-CONNECT_CLIENT_ENV = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE", "SPARK_CONNECT_MODE")
 # Spark names an event log <appId>[.<codec>][.inprogress], or eventlog_v2_<appId> when rolling.
 _CODEC_SUFFIXES = (".zstd", ".lz4", ".lzf", ".snappy")
 
@@ -112,8 +109,8 @@ class LocalBackend:
         self._run_root = Path(run_root).absolute()
         self._spark_home = Path(spark_home)
         self._master = master
-        # Laid over the launcher's environment at each spawn, so later changes to it still reach Spark.
-        self._env = build_env({}, spark_home=self._spark_home, python=python, extra_env=extra_env)
+        self._python = python
+        self._extra_env = dict(extra_env or {})
 
     @property
     def run_root(self) -> Path:
@@ -143,11 +140,24 @@ class LocalBackend:
                 master=spec.master or self._master,
                 default_name=key,
                 event_log_dir=(run_dir / sup.EVENTS_DIR).as_uri(),
+                secret_conf_file=write_secret_conf(run_dir, spec.secret_conf),
             )
-            if self._spawn(run_dir, argv):
-                self._wait_for_start(run_dir)
+            if self._start(run_dir, argv):
                 logger.info("local run %s launched", key)
         return handle
+
+    def _start(self, run_dir: Path, argv: list[str]) -> bool:
+        """Spawn the supervisor and wait until it has taken the run; False when one was running already."""
+        try:
+            if not self._spawn(run_dir, argv):
+                return False
+            self._wait_for_start(run_dir)
+            return True
+        except (PermanentBackendError, TransientBackendError):
+            # Both are raised only when nothing ran; the secret confs need not wait on disk for a retry to
+            # write them again (run folders are kept, and the supervisor that would remove them never started).
+            (run_dir / sup.SECRET_CONF).unlink(missing_ok=True)
+            raise
 
     @contextlib.contextmanager
     def _key_lock(self, key: str) -> Iterator[None]:
@@ -167,8 +177,13 @@ class LocalBackend:
                 return False  # a supervisor we did not see a moment ago (its launcher died mid-spawn)
             command = [sys.executable, "-m", _SUPERVISOR_MODULE, "--run-dir", str(run_dir)]
             command += ["--lock-fd", str(fd), "--detach", "--", *argv]
-            inherited = {k: v for k, v in os.environ.items() if k not in CONNECT_CLIENT_ENV}
-            env = {**inherited, **self._env, **(extra_env or {})}
+            # Built from the launcher's environment at each spawn, so later changes to it still reach Spark.
+            env = build_env(
+                os.environ,
+                spark_home=self._spark_home,
+                python=self._python,
+                extra_env={**self._extra_env, **(extra_env or {})},
+            )
             with open(run_dir / sup.SUPERVISOR_LOG, "ab") as log:
                 try:
                     proc = subprocess.Popen(

@@ -5,6 +5,11 @@ defaults (event log, console progress) < the user's `conf` < the spec's typed fi
 because spark-submit itself lets `--driver-memory` beat `--conf spark.driver.memory`; we apply the same rule
 to the fields that only exist as `--conf` (executor instances, YARN queue) and drop the user's duplicate, so
 the command line never carries one key twice.
+
+A user's secret confs (their stored credentials) never go on the command line, which every local user can
+read: they travel in a 0600 properties file (secret_files.py) named by `--properties-file`, and a `--conf`
+of the same key is dropped, since it would beat the file. Nor does the control plane's own environment reach
+the run with its secrets: its cloud credentials and its settings are left out (`is_control_plane_secret`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,26 @@ EVENT_LOG_PREFIX = "spark.eventLog."
 CONSOLE_PROGRESS = "spark.ui.showConsoleProgress"
 EXECUTOR_INSTANCES = "spark.executor.instances"
 YARN_QUEUE = "spark.yarn.queue"
+
+# Variables that name a cloud identity's secrets, or where to find them; anything of these clouds that looks
+# like a key, token, password, profile or role counts. Region and project settings pass.
+_CLOUD_PREFIXES = ("AWS_", "AMAZON_", "GOOGLE_", "GCLOUD_", "CLOUDSDK_", "GCP_", "AZURE_", "ARM_", "DATABRICKS_")
+_CREDENTIAL_WORDS = (
+    "KEY",
+    "SECRET",
+    "TOKEN",
+    "PASSWORD",
+    "CREDENTIAL",
+    "PROFILE",
+    "ROLE",
+    "CERTIFICATE",
+    "CONNECTION_STRING",
+    "SAS",
+)
+# The rest of the control plane's own: its passwords, and an AWS config file (it may name a credential process).
+_CONTROL_PLANE_VARIABLES = frozenset(
+    {"PGSQL_PASSWORD", "RABBITMQ_PASSWORD", "AWS_CONFIG_FILE", "SPARK_CUSTOMER_IAM_ROLE"}
+)
 
 _LIST_FLAGS = (
     ("--jars", "jars"),
@@ -47,7 +72,7 @@ def conf_entries(spec: BatchSpec, *, event_log_dir: str | None) -> dict[str, str
     # The progress bar redraws with carriage returns and fills driver.log with noise.
     if CONSOLE_PROGRESS not in spec.conf:
         conf[CONSOLE_PROGRESS] = "false"
-    conf.update(spec.conf)
+    conf.update((key, value) for key, value in spec.conf.items() if key not in spec.secret_conf)
     if spec.resources.num_executors is not None:
         conf[EXECUTOR_INSTANCES] = str(spec.resources.num_executors)
     if spec.queue:
@@ -62,8 +87,15 @@ def build_argv(
     master: str,
     default_name: str,
     event_log_dir: str | None,
+    secret_conf_file: Path | None = None,
 ) -> list[str]:
-    """The spark-submit command line for `spec`; `default_name` names the application if the spec does not."""
+    """The spark-submit command line for `spec`; `default_name` names the application if the spec does not.
+
+    `secret_conf_file` holds the spec's secret confs (secret_files.write_secret_conf); a spec that has some
+    and no file is refused, so that they are neither lost nor put on the command line.
+    """
+    if spec.secret_conf and secret_conf_file is None:
+        raise ValueError("the spec's secret confs need a properties file; they never go on the command line")
     argv = [
         spark_submit,
         "--master",
@@ -87,11 +119,20 @@ def build_argv(
             argv += [flag, str(value)]
     if spec.proxy_user:
         argv += ["--proxy-user", spec.proxy_user]
+    if secret_conf_file is not None:
+        # --load-spark-defaults: spark-defaults.conf would otherwise be skipped whenever a properties file is given.
+        argv += ["--properties-file", str(secret_conf_file), "--load-spark-defaults"]
     for key, value in conf_entries(spec, event_log_dir=event_log_dir).items():
         argv += ["--conf", f"{key}={value}"]
     argv.append(spec.file)
     argv.extend(spec.args)
     return argv
+
+
+# A Spark Connect *client* in the launcher's process (or the shell that started sparkplane) sets these; a
+# driver that inherits them believes it is a Connect client too and refuses to start a classic SparkContext
+# (CONNECT_URL_NOT_SET). Drivers, agents and cluster daemons are classic Spark: they never inherit them.
+CONNECT_CLIENT_ENV = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE", "SPARK_CONNECT_MODE")
 
 
 def build_env(
@@ -101,8 +142,13 @@ def build_env(
     python: str,
     extra_env: Mapping[str, str] | None,
 ) -> dict[str, str]:
-    """The environment of spark-submit: the caller's, pointed at our Spark and Python, then `extra_env`."""
-    env = dict(base)
+    """The environment of spark-submit: the caller's without the control plane's secrets, pointed at our Spark
+    and Python, then `extra_env` (set on purpose by whoever built the backend, so it is kept as it is)."""
+    env = {
+        name: value
+        for name, value in base.items()
+        if not is_control_plane_secret(name) and name not in CONNECT_CLIENT_ENV
+    }
     env["SPARK_HOME"] = str(spark_home)
     env["PYSPARK_PYTHON"] = python
     env["PYSPARK_DRIVER_PYTHON"] = python
@@ -110,6 +156,19 @@ def build_env(
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra_env or {})
     return env
+
+
+def is_control_plane_secret(name: str) -> bool:
+    """Whether an environment variable belongs to the control plane and must not reach a user's Spark run.
+
+    A run on the local backend inherits the environment of the worker that launched it. Whatever cloud identity
+    the control plane holds there is its own, and a run gets only the credentials its user asked for (as conf).
+    SPARKPLANE_* are the control plane's settings, its encryption key among them.
+    """
+    upper = name.upper()
+    if upper.startswith("SPARKPLANE_") or upper in _CONTROL_PLANE_VARIABLES:
+        return True
+    return upper.startswith(_CLOUD_PREFIXES) and any(word in upper for word in _CREDENTIAL_WORDS)
 
 
 def local_path(uri: str) -> Path | None:

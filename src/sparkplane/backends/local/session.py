@@ -8,7 +8,9 @@ the same key lock (batch.py explains the protocol). The batch backend's machiner
 Where a session's agent comes from:
 - a poolable spec (nothing that must be set before the driver starts) takes a ready agent from the warm pool:
   run_root/<key> becomes a link to the pooled agent's folder (pool.py);
-- anything else, or an empty pool, starts a cold agent with the spec's resources as Spark confs.
+- anything else, or an empty pool, starts a cold agent with the spec's resources as Spark confs. A spec with
+  secret confs (the user's credentials) is never poolable: they reach the driver before it starts, through a
+  0600 properties file (secret_files.py), and never through /claim or a command line.
 
 The pool fills only when `refill_pool()` is called: the watcher calls it every pass, so there is no hidden
 thread, and a process that never refills keeps no agents (each pooled agent stops itself once nobody has
@@ -43,6 +45,7 @@ from sparkplane.backends.local.agent_client import AgentClient, message_of
 from sparkplane.backends.local.agent_command import agent_argv, session_confs, write_secrets
 from sparkplane.backends.local.batch import LocalBackend
 from sparkplane.backends.local.pool import POOL_DIR, PoolStatus, WarmPool, is_alive
+from sparkplane.backends.local.secret_files import write_secret_conf
 from sparkplane.domain.specs import BatchSpec, SessionSpec
 from sparkplane.domain.states import Observed, StatementState
 
@@ -135,19 +138,20 @@ class LocalSessionBackend:
                 conf=session_confs(spec),
                 claimed_by=key,
                 driver_cores=spec.resources.driver_cores,
+                secret_conf_file=run_dir / sup.SECRET_CONF if spec.secret_conf else None,
             )
-            self._launch(run_dir, argv)
+            self._launch(run_dir, argv, spec.secret_conf)
             logger.info("session %s started cold", key)
         return self._handle(key, pooled=False)
 
     def _handle(self, key: str, *, pooled: bool) -> Handle:
         return Handle(self.name, key, {"run_dir": str(self._run_root / key), "pooled": str(pooled).lower()})
 
-    def _launch(self, run_dir: Path, argv: list[str]) -> None:
+    def _launch(self, run_dir: Path, argv: list[str], secret_conf: Mapping[str, str] | None = None) -> None:
         (run_dir / sup.EVENTS_DIR).mkdir(parents=True, exist_ok=True)
         write_secrets(run_dir)
-        if self._runs._spawn(run_dir, argv):
-            self._runs._wait_for_start(run_dir)
+        write_secret_conf(run_dir, secret_conf or {})
+        self._runs._start(run_dir, argv)
 
     def _launch_pooled(self, run_dir: Path) -> None:
         argv = agent_argv(

@@ -12,6 +12,7 @@ The run directory D:
     driver.pgid        the application's process group (and session) id
     driver.log         the application's stdout and stderr
     cancel-requested   written by cancel; holds the grace period in seconds
+    spark-secrets.properties  the user's secret Spark confs (0600), when the run has any; removed before exit.json
     exit.json          {"exit_code": int, "cancelled": bool, "finished_at": iso}, written atomically, last
 
 Liveness: the kernel drops a flock when its holder dies, however it dies, so "supervisor.lock is held"
@@ -47,6 +48,7 @@ DRIVER_PGID = "driver.pgid"
 DRIVER_LOG = "driver.log"
 CANCEL_REQUESTED = "cancel-requested"
 EXIT_FILE = "exit.json"
+SECRET_CONF = "spark-secrets.properties"
 EVENTS_DIR = "events"
 LAUNCH_MARKER = "launching the application"
 
@@ -115,6 +117,9 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def write_exit(run_dir: Path, *, exit_code: int, cancelled: bool) -> None:
+    # Spark read its secret confs when it started; they must not outlive the run on disk (run folders stay).
+    with contextlib.suppress(FileNotFoundError):
+        (run_dir / SECRET_CONF).unlink()
     finished_at = dt.datetime.now(dt.UTC).isoformat()
     record = {"exit_code": exit_code, "cancelled": cancelled, "finished_at": finished_at}
     write_atomic(run_dir / EXIT_FILE, json.dumps(record))
