@@ -135,6 +135,23 @@ class Settings(BaseSettings):
         "AZURE_RESOURCE_GROUP_NAME", "Azure resource group of the managed identity and storage"
     )
     azure_client_id: str | None = _seed("AZURE_CLIENT_ID", "Client id of the Azure managed identity")
+    aws_endpoint_url: str | None = Field(
+        default=None, description="Endpoint for every STS and EC2 call instead of AWS's own (a stand-in such as moto)"
+    )
+    ec2_ami_id: str | None = Field(
+        default=None, description="AMI the ec2 cluster provider starts nodes from (Java 17, Spark, curl; see docs)"
+    )
+    ec2_external_id: SecretStr | None = Field(
+        default=None, description="External id that the trust policy of SPARK_CUSTOMER_IAM_ROLE requires"
+    )
+    ec2_instance_profile: str | None = Field(
+        default=None, description="Instance profile (name or ARN) of the nodes; unset: nodes have no AWS credentials"
+    )
+    ec2_key_name: str | None = Field(default=None, description="EC2 key pair for SSH to the nodes; unset: none")
+    ec2_spark_home: str = Field(default="/opt/spark", description="Where Spark is installed on the AMI")
+    ec2_max_nodes: int | None = Field(
+        default=None, ge=1, description="Most nodes the ec2 provider runs at once, all clusters together; unset: none"
+    )
 
     # --- limits and loops ----------------------------------------------------------------------------------
     max_body_bytes: int = Field(default=1_048_576, description="Largest JSON request body")

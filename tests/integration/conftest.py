@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sparkplane.api.app import create_app
 from sparkplane.services.context import Context
 from tests.conftest import ADMIN_PASSWORD
+from tests.integration.aws import MotoServer, moto_server
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -18,6 +19,13 @@ def basic(user: str, password: str) -> dict[str, str]:
 ADMIN = basic("admin", ADMIN_PASSWORD)
 ALICE = basic("alice", "alice-password")
 BOB = basic("bob", "bob-password-1")
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """One moto server for every test that asks (starting one costs seconds), stopped at the end."""
+    with moto_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server
 
 
 @pytest.fixture
