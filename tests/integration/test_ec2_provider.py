@@ -98,9 +98,9 @@ def cluster(uid: str | None = None, **overrides: Any) -> ClusterLaunch:
 
 
 def start(provider: Ec2ClusterProvider, c: ClusterLaunch, workers: int = 2) -> None:
-    provider.launch_node(c, NodeRole.MASTER, key=node_key(c.uid, NodeRole.MASTER))
+    provider.launch_node(c, NodeRole.MASTER, key=node_key(c.uid, 0, NodeRole.MASTER))
     for n in range(1, workers + 1):
-        provider.launch_node(c, NodeRole.WORKER, key=node_key(c.uid, NodeRole.WORKER, n), master_url=MASTER_URL)
+        provider.launch_node(c, NodeRole.WORKER, key=node_key(c.uid, 0, NodeRole.WORKER, n), master_url=MASTER_URL)
 
 
 def user_data(world: World, instance_id: str) -> str:
@@ -110,15 +110,15 @@ def user_data(world: World, instance_id: str) -> str:
 
 def test_a_master_and_two_workers_are_three_tagged_instances(world: World, provider: Ec2ClusterProvider) -> None:
     c = cluster()
-    master = provider.launch_node(c, NodeRole.MASTER, key=f"{c.uid}-master")
+    master = provider.launch_node(c, NodeRole.MASTER, key=f"{c.uid}-g0-master")
     assert master.state is NodeState.PENDING and master.node_id.startswith("i-") and master.host
     for n in (1, 2):
-        provider.launch_node(c, NodeRole.WORKER, key=f"{c.uid}-w{n}", master_url=MASTER_URL)
+        provider.launch_node(c, NodeRole.WORKER, key=f"{c.uid}-g0-w{n}", master_url=MASTER_URL)
 
     instances = {
         next(t["Value"] for t in i["Tags"] if t["Key"] == "sparkplane:node"): i for i in world.instances(c.uid)
     }
-    assert sorted(instances) == [f"{c.uid}-master", f"{c.uid}-w1", f"{c.uid}-w2"]
+    assert sorted(instances) == [f"{c.uid}-g0-master", f"{c.uid}-g0-w1", f"{c.uid}-g0-w2"]
     for key, instance in instances.items():
         role = "master" if key.endswith("master") else "worker"
         assert {t["Key"]: t["Value"] for t in instance["Tags"]} == {
@@ -155,8 +155,8 @@ def test_a_master_and_two_workers_are_three_tagged_instances(world: World, provi
 
 def test_the_same_key_twice_is_one_instance(world: World, provider: Ec2ClusterProvider) -> None:
     c = cluster()
-    first = provider.launch_node(c, NodeRole.MASTER, key=f"{c.uid}-master")
-    again = Ec2ClusterProvider(world.config()).launch_node(c, NodeRole.MASTER, key=f"{c.uid}-master")
+    first = provider.launch_node(c, NodeRole.MASTER, key=f"{c.uid}-g0-master")
+    again = Ec2ClusterProvider(world.config()).launch_node(c, NodeRole.MASTER, key=f"{c.uid}-g0-master")
     assert again.node_id == first.node_id
     assert len(world.instances(c.uid)) == 1
 
@@ -166,11 +166,11 @@ def test_nodes_maps_the_instances_states(world: World, provider: Ec2ClusterProvi
     start(provider, c)
     by_key = {n.key: n for n in provider.nodes(c.uid)}
     ec2 = admin(world.server, "ec2")
-    ec2.stop_instances(InstanceIds=[by_key[f"{c.uid}-w1"].node_id])
-    ec2.terminate_instances(InstanceIds=[by_key[f"{c.uid}-w2"].node_id])
+    ec2.stop_instances(InstanceIds=[by_key[f"{c.uid}-g0-w1"].node_id])
+    ec2.terminate_instances(InstanceIds=[by_key[f"{c.uid}-g0-w2"].node_id])
 
     nodes = provider.nodes(c.uid)
-    assert [n.key for n in nodes] == [f"{c.uid}-master", f"{c.uid}-w1", f"{c.uid}-w2"]
+    assert [n.key for n in nodes] == [f"{c.uid}-g0-master", f"{c.uid}-g0-w1", f"{c.uid}-g0-w2"]
     master, w1, w2 = nodes
     assert (master.state, master.native_state, master.role) == (NodeState.RUNNING, "running", NodeRole.MASTER)
     assert master.host and master.host.startswith("10.20.") and master.started_at is not None
@@ -182,17 +182,17 @@ def test_nodes_maps_the_instances_states(world: World, provider: Ec2ClusterProvi
 def test_stop_node_terminates_one_node_and_is_idempotent(world: World, provider: Ec2ClusterProvider) -> None:
     c = cluster()
     start(provider, c)
-    provider.stop_node(c.uid, f"{c.uid}-w1", grace=dt.timedelta(seconds=10))
+    provider.stop_node(c.uid, f"{c.uid}-g0-w1", grace=dt.timedelta(seconds=10))
     states = {n.key: n.state for n in provider.nodes(c.uid)}
     assert states == {
-        f"{c.uid}-master": NodeState.RUNNING,
-        f"{c.uid}-w1": NodeState.GONE,
-        f"{c.uid}-w2": NodeState.RUNNING,
+        f"{c.uid}-g0-master": NodeState.RUNNING,
+        f"{c.uid}-g0-w1": NodeState.GONE,
+        f"{c.uid}-g0-w2": NodeState.RUNNING,
     }
-    provider.stop_node(c.uid, f"{c.uid}-w1", grace=dt.timedelta(seconds=10))  # already gone
-    provider.stop_node(c.uid, f"{c.uid}-w9", grace=dt.timedelta(seconds=10))  # never existed
+    provider.stop_node(c.uid, f"{c.uid}-g0-w1", grace=dt.timedelta(seconds=10))  # already gone
+    provider.stop_node(c.uid, f"{c.uid}-g0-w9", grace=dt.timedelta(seconds=10))  # never existed
     other = cluster()
-    provider.stop_node(other.uid, f"{c.uid}-w2", grace=dt.timedelta(0))  # not that cluster's key
+    provider.stop_node(other.uid, f"{c.uid}-g0-w2", grace=dt.timedelta(0))  # not that cluster's key
     assert {n.key: n.state for n in provider.nodes(c.uid)} == states
 
 
@@ -213,9 +213,9 @@ def test_a_master_relaunched_after_its_instance_ended_is_a_new_instance(
     world: World, provider: Ec2ClusterProvider
 ) -> None:
     c = cluster()
-    first = provider.launch_node(c, NodeRole.MASTER, key=f"{c.uid}-master")
-    provider.stop_node(c.uid, f"{c.uid}-master", grace=dt.timedelta(0))
-    second = provider.launch_node(c, NodeRole.MASTER, key=f"{c.uid}-master")
+    first = provider.launch_node(c, NodeRole.MASTER, key=f"{c.uid}-g0-master")
+    provider.stop_node(c.uid, f"{c.uid}-g0-master", grace=dt.timedelta(0))
+    second = provider.launch_node(c, NodeRole.MASTER, key=f"{c.uid}-g0-master")
     assert second.node_id != first.node_id
     (node,) = provider.nodes(c.uid)  # one node per key: the live one
     assert node.node_id == second.node_id and node.state is NodeState.RUNNING
@@ -227,9 +227,9 @@ def test_every_ec2_request_is_signed_with_the_assumed_role_never_the_control_pla
     world.server.start_recording()
     start(provider, c, workers=1)
     provider.nodes(c.uid)
-    provider.stop_node(c.uid, f"{c.uid}-w1", grace=dt.timedelta(0))
+    provider.stop_node(c.uid, f"{c.uid}-g0-w1", grace=dt.timedelta(0))
     provider.cluster_uids()
-    provider.fetch_node_log(c.uid, f"{c.uid}-master")
+    provider.fetch_node_log(c.uid, f"{c.uid}-g0-master")
     recorded = world.server.recorded()
     provider.close()
 
@@ -272,10 +272,10 @@ def test_credentials_are_refreshed_before_they_expire(world: World) -> None:
 
 def test_fetch_node_log_is_the_console_output(world: World, provider: Ec2ClusterProvider) -> None:
     c = cluster()
-    provider.launch_node(c, NodeRole.MASTER, key=f"{c.uid}-master")
-    log = provider.fetch_node_log(c.uid, f"{c.uid}-master", tail_lines=3)
+    provider.launch_node(c, NodeRole.MASTER, key=f"{c.uid}-g0-master")
+    log = provider.fetch_node_log(c.uid, f"{c.uid}-g0-master", tail_lines=3)
     assert log is not None and len(log.splitlines()) == 3  # moto's console is a canned kernel log
-    assert provider.fetch_node_log(c.uid, f"{c.uid}-w7") is None
+    assert provider.fetch_node_log(c.uid, f"{c.uid}-g0-w7") is None
     assert provider.master_status(c.uid) is None  # nodes push their status instead
 
 
@@ -292,7 +292,7 @@ def test_a_wrong_setting_is_a_permanent_error_naming_it(world: World, overrides:
     c = cluster()
     provider = Ec2ClusterProvider(world.config(**overrides))
     with pytest.raises(PermanentBackendError, match=names):
-        provider.launch_node(c, NodeRole.MASTER, key=f"{c.uid}-master")
+        provider.launch_node(c, NodeRole.MASTER, key=f"{c.uid}-g0-master")
     assert world.instances(c.uid) == []
 
 
@@ -310,11 +310,11 @@ def test_launches_that_cannot_report_or_join_are_refused_before_any_call(world: 
     provider = Ec2ClusterProvider(world.config(endpoint_url="http://127.0.0.1:9"))  # never called
     c = cluster()
     with pytest.raises(PermanentBackendError, match="SPARKPLANE_PUBLIC_URL"):
-        provider.launch_node(replace(c, report_url=None), NodeRole.MASTER, key=f"{c.uid}-master")
+        provider.launch_node(replace(c, report_url=None), NodeRole.MASTER, key=f"{c.uid}-g0-master")
     with pytest.raises(PermanentBackendError, match="master's spark:// URL"):
-        provider.launch_node(c, NodeRole.WORKER, key=f"{c.uid}-w1")
+        provider.launch_node(c, NodeRole.WORKER, key=f"{c.uid}-g0-w1")
     with pytest.raises(PermanentBackendError, match="is not a key of cluster"):
-        provider.launch_node(c, NodeRole.WORKER, key="othercluster-w1", master_url=MASTER_URL)
+        provider.launch_node(c, NodeRole.WORKER, key="othercluster-g0-w1", master_url=MASTER_URL)
 
 
 def test_the_loopback_guard_stops_any_other_address() -> None:

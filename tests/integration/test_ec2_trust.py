@@ -105,7 +105,7 @@ def test_a_wrong_external_id_is_refused_with_a_message_that_says_so(guarded: Gua
     c = cluster()
     provider = Ec2ClusterProvider(guarded.config(external_id="not-the-external-id"))
     with pytest.raises(PermanentBackendError) as caught:
-        provider.launch_node(c, NodeRole.MASTER, key=f"{c.uid}-master")
+        provider.launch_node(c, NodeRole.MASTER, key=f"{c.uid}-g0-master")
     message = str(caught.value)
     assert "SPARKPLANE_EC2_EXTERNAL_ID" in message and "trust policy" in message and "AccessDenied" in message
     assert "not-the-external-id" not in message
@@ -114,12 +114,12 @@ def test_a_wrong_external_id_is_refused_with_a_message_that_says_so(guarded: Gua
 def test_the_documented_policies_are_enough_for_everything_the_provider_does(guarded: Guarded) -> None:
     c = cluster()
     provider = Ec2ClusterProvider(guarded.config())
-    provider.launch_node(c, NodeRole.MASTER, key=f"{c.uid}-master")
-    provider.launch_node(c, NodeRole.WORKER, key=f"{c.uid}-w1", master_url="spark://10.20.0.9:7077")
+    provider.launch_node(c, NodeRole.MASTER, key=f"{c.uid}-g0-master")
+    provider.launch_node(c, NodeRole.WORKER, key=f"{c.uid}-g0-w1", master_url="spark://10.20.0.9:7077")
     assert [n.state for n in provider.nodes(c.uid)] == [NodeState.RUNNING, NodeState.RUNNING]
     assert c.uid in provider.cluster_uids()
-    assert provider.fetch_node_log(c.uid, f"{c.uid}-master")
-    provider.stop_node(c.uid, f"{c.uid}-w1", grace=dt.timedelta(0))
+    assert provider.fetch_node_log(c.uid, f"{c.uid}-g0-master")
+    provider.stop_node(c.uid, f"{c.uid}-g0-w1", grace=dt.timedelta(0))
     assert [n.state for n in provider.nodes(c.uid)] == [NodeState.RUNNING, NodeState.GONE]
     provider.close()
 
@@ -128,10 +128,10 @@ def test_a_missing_permission_names_the_call_and_the_policy(guarded: Guarded) ->
     c = cluster()
     role = guarded.customer.role_arn.replace("sparkplane-cross-account", "sparkplane-no-terminate")
     provider = Ec2ClusterProvider(guarded.config(role_arn=role))
-    provider.launch_node(c, NodeRole.MASTER, key=f"{c.uid}-master")
+    provider.launch_node(c, NodeRole.MASTER, key=f"{c.uid}-g0-master")
     with pytest.raises(PermanentBackendError, match=r"may not call TerminateInstances.*docs/ec2-provider\.md"):
-        provider.stop_node(c.uid, f"{c.uid}-master", grace=dt.timedelta(0))
-    Ec2ClusterProvider(guarded.config()).stop_node(c.uid, f"{c.uid}-master", grace=dt.timedelta(0))
+        provider.stop_node(c.uid, f"{c.uid}-g0-master", grace=dt.timedelta(0))
+    Ec2ClusterProvider(guarded.config()).stop_node(c.uid, f"{c.uid}-g0-master", grace=dt.timedelta(0))
 
 
 def test_the_control_planes_own_credentials_cannot_touch_ec2(guarded: Guarded) -> None:

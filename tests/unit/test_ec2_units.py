@@ -86,11 +86,11 @@ def test_an_unknown_state_is_pending_and_logged_never_raised(native: str, caplog
 def test_one_node_per_key_prefers_the_live_instance() -> None:
     at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     old = Node(
-        "c-master", NodeRole.MASTER, NodeState.GONE, "terminated", "i-old", started_at=at + dt.timedelta(hours=2)
+        "c-g0-master", NodeRole.MASTER, NodeState.GONE, "terminated", "i-old", started_at=at + dt.timedelta(hours=2)
     )
-    new = Node("c-master", NodeRole.MASTER, NodeState.RUNNING, "running", "i-new", started_at=at)
-    w10 = Node("c-w10", NodeRole.WORKER, NodeState.RUNNING, "running", "i-10")
-    w2 = Node("c-w2", NodeRole.WORKER, NodeState.PENDING, "pending", "i-2")
+    new = Node("c-g0-master", NodeRole.MASTER, NodeState.RUNNING, "running", "i-new", started_at=at)
+    w10 = Node("c-g0-w10", NodeRole.WORKER, NodeState.RUNNING, "running", "i-10")
+    w2 = Node("c-g0-w2", NodeRole.WORKER, NodeState.PENDING, "pending", "i-2")
     assert [n.node_id for n in ins.one_per_key([w10, old, w2, new])] == ["i-new", "i-2", "i-10"]
 
 
@@ -127,9 +127,9 @@ def client_error(code: str, status: int = 400, operation: str = "RunInstances", 
     ],
 )
 def test_throttling_capacity_and_5xx_are_transient(code: str, status: int, retry_after: float) -> None:
-    error = translate(client_error(code, status), doing="launching node c-w1")
+    error = translate(client_error(code, status), doing="launching node c-g0-w1")
     assert isinstance(error, TransientBackendError) and error.retry_after == retry_after
-    assert str(error).startswith("launching node c-w1: ") and code in str(error)
+    assert str(error).startswith("launching node c-g0-w1: ") and code in str(error)
 
 
 @pytest.mark.parametrize(
@@ -149,7 +149,7 @@ def test_throttling_capacity_and_5xx_are_transient(code: str, status: int, retry
     ],
 )
 def test_auth_and_validation_errors_are_permanent_and_actionable(code: str, operation: str, says: str) -> None:
-    error = translate(client_error(code, operation=operation, message="details"), doing="launching node c-w1")
+    error = translate(client_error(code, operation=operation, message="details"), doing="launching node c-g0-w1")
     assert isinstance(error, PermanentBackendError) and not isinstance(error, TransientBackendError)
     assert says in str(error) and f"AWS said {code}: details" in str(error)
 
@@ -173,7 +173,7 @@ NASTY = 'it\'s "$HOME" `id` $(reboot) \\ ; & | \n second line'
 
 def values(role: NodeRole = NodeRole.WORKER, **overrides: Any) -> BootstrapValues:
     base: dict[str, Any] = {
-        "key": "c0ffee-w3" if role is NodeRole.WORKER else "c0ffee-master",
+        "key": "c0ffee-g0-w3" if role is NodeRole.WORKER else "c0ffee-g0-master",
         "role": role,
         "spark_home": "/opt/spark 4.1",
         "report_url": "https://sp.example.test/api/v1/clusters/c0ffee/reports?a=1&b=2",
@@ -214,7 +214,7 @@ def test_every_value_reaches_bash_exactly_as_given() -> None:
     )
     result = subprocess.run(["bash", "-c", probe], capture_output=True, check=True)
     assert result.stdout.decode().split("\0")[:-1] == [
-        "c0ffee-w3",
+        "c0ffee-g0-w3",
         "/opt/spark 4.1",
         "https://sp.example.test/api/v1/clusters/c0ffee/reports?a=1&b=2",
         "tok'en$1",
@@ -226,7 +226,7 @@ def test_every_value_reaches_bash_exactly_as_given() -> None:
 
 def test_the_only_secret_in_user_data_is_the_report_token() -> None:
     provider = Ec2ClusterProvider(config(external_id="ext-id-secret-42"))
-    request = provider._run_request(launch(), NodeRole.MASTER, key="c0ffee-master", master_url=None)
+    request = provider._run_request(launch(), NodeRole.MASTER, key="c0ffee-g0-master", master_url=None)
     user_data = request["UserData"]
     assert "report-token-1" in user_data and "ext-id-secret-42" not in user_data
     assert "DescribeInstanceAttribute" in user_data, "the script says who can read it"
@@ -241,7 +241,7 @@ def test_the_only_secret_in_user_data_is_the_report_token() -> None:
 @pytest.mark.parametrize(
     ("overrides", "problem"),
     [
-        ({"key": "c0ffee-w3; reboot"}, "letters, digits and dashes"),
+        ({"key": "c0ffee-g0-w3; reboot"}, "letters, digits and dashes"),
         ({"master_url": ""}, "master's spark:// URL"),
         ({"spark_env": (("BAD NAME", "x"),)}, "not an environment variable name"),
         ({"spark_env": (("A", "x\x00y"),)}, "NUL"),
@@ -259,8 +259,8 @@ def test_values_that_cannot_be_placed_safely_are_refused(overrides: dict[str, An
 def test_a_launch_request_is_the_same_every_time_and_tags_instance_and_volume() -> None:
     provider = Ec2ClusterProvider(config(key_name="ops", instance_profile="arn:aws:iam::1:instance-profile/n"))
     c = launch(tags={"team": "data", "Name": "theirs"})
-    request = provider._run_request(c, NodeRole.WORKER, key="c0ffee-w2", master_url="spark://10.0.0.5:7077")
-    assert request == provider._run_request(c, NodeRole.WORKER, key="c0ffee-w2", master_url="spark://10.0.0.5:7077")
+    request = provider._run_request(c, NodeRole.WORKER, key="c0ffee-g0-w2", master_url="spark://10.0.0.5:7077")
+    assert request == provider._run_request(c, NodeRole.WORKER, key="c0ffee-g0-w2", master_url="spark://10.0.0.5:7077")
     assert request["InstanceType"] == "m5.xlarge" and request["MinCount"] == request["MaxCount"] == 1
     assert request["KeyName"] == "ops" and request["IamInstanceProfile"] == {"Arn": "arn:aws:iam::1:instance-profile/n"}
     assert [s["ResourceType"] for s in request["TagSpecifications"]] == ["instance", "volume"]
@@ -269,7 +269,7 @@ def test_a_launch_request_is_the_same_every_time_and_tags_instance_and_volume() 
         "Name": "theirs",  # a custom Name wins; sparkplane's own tags cannot be overridden
         "team": "data",
         "sparkplane:cluster": "c0ffee",
-        "sparkplane:node": "c0ffee-w2",
+        "sparkplane:node": "c0ffee-g0-w2",
         "sparkplane:role": "worker",
         "sparkplane:version": "unknown",
     }
@@ -277,7 +277,7 @@ def test_a_launch_request_is_the_same_every_time_and_tags_instance_and_volume() 
 
 def test_subnets_are_spread_by_key_the_same_way_every_time() -> None:
     subnets = ("subnet-a", "subnet-b", "subnet-c")
-    keys = [f"c0ffee-w{n}" for n in range(300)]
+    keys = [f"c0ffee-g0-w{n}" for n in range(300)]
     assert [ins.subnet_for(k, subnets) for k in keys] == [ins.subnet_for(k, subnets) for k in keys]
     spread = Counter(ins.subnet_for(k, subnets) for k in keys)
     assert set(spread) == set(subnets) and min(spread.values()) > 60
@@ -285,11 +285,11 @@ def test_subnets_are_spread_by_key_the_same_way_every_time() -> None:
 
 def test_the_client_token_starts_with_the_key_and_changes_only_with_the_launch() -> None:
     request: Any = {"ImageId": "ami-1", "UserData": "x"}
-    token = ins.client_token("c0ffee-master", request)
-    assert token.startswith("c0ffee-master.") and len(token) <= 64
-    assert ins.client_token("c0ffee-master", dict(request)) == token
-    assert ins.client_token("c0ffee-master", {**request, "UserData": "y"}) != token
-    assert ins.client_token("c0ffee-master", request, after="i-old") != token
+    token = ins.client_token("c0ffee-g0-master", request)
+    assert token.startswith("c0ffee-g0-master.") and len(token) <= 64
+    assert ins.client_token("c0ffee-g0-master", dict(request)) == token
+    assert ins.client_token("c0ffee-g0-master", {**request, "UserData": "y"}) != token
+    assert ins.client_token("c0ffee-g0-master", request, after="i-old") != token
     assert len(ins.client_token("k" * 120 + "-master", request)) == 64
 
 
@@ -300,10 +300,10 @@ def test_a_token_answered_with_an_ended_instance_chains_to_a_new_one() -> None:
     from botocore.stub import Stubber
 
     provider = Ec2ClusterProvider(config())
-    request = provider._run_request(launch(), NodeRole.MASTER, key="c0ffee-master", master_url=None)
+    request = provider._run_request(launch(), NodeRole.MASTER, key="c0ffee-g0-master", master_url=None)
     ec2 = boto3.Session(aws_access_key_id="x", aws_secret_access_key="y").client("ec2", region_name="eu-west-1")
-    first = ins.client_token("c0ffee-master", request)
-    second = ins.client_token("c0ffee-master", request, after="i-old")
+    first = ins.client_token("c0ffee-g0-master", request)
+    second = ins.client_token("c0ffee-g0-master", request, after="i-old")
     with Stubber(ec2) as stub:
         for token, instance, state in ((first, "i-old", "terminated"), (second, "i-new", "pending")):
             stub.add_response(
@@ -311,7 +311,7 @@ def test_a_token_answered_with_an_ended_instance_chains_to_a_new_one() -> None:
                 {"Instances": [{"InstanceId": instance, "State": {"Name": state, "Code": 0}}]},
                 {**request, "ClientToken": token},
             )
-        assert provider._run(ec2, request, "c0ffee-master")["InstanceId"] == "i-new"
+        assert provider._run(ec2, request, "c0ffee-g0-master")["InstanceId"] == "i-new"
         stub.assert_no_pending_responses()
 
 
@@ -320,14 +320,14 @@ def test_a_launch_that_keeps_ending_at_once_gives_up() -> None:
     from botocore.stub import ANY, Stubber
 
     provider = Ec2ClusterProvider(config())
-    request = provider._run_request(launch(), NodeRole.MASTER, key="c0ffee-master", master_url=None)
+    request = provider._run_request(launch(), NodeRole.MASTER, key="c0ffee-g0-master", master_url=None)
     ec2 = boto3.Session(aws_access_key_id="x", aws_secret_access_key="y").client("ec2", region_name="eu-west-1")
     with Stubber(ec2) as stub:
         for n in range(8):
             ended = {"Instances": [{"InstanceId": f"i-{n}", "State": {"Name": "terminated", "Code": 48}}]}
             stub.add_response("run_instances", ended, {**request, "ClientToken": ANY})
         with pytest.raises(PermanentBackendError, match="ended at once"):
-            provider._run(ec2, request, "c0ffee-master")
+            provider._run(ec2, request, "c0ffee-g0-master")
 
 
 # --- configuration --------------------------------------------------------------------------------------------

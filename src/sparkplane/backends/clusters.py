@@ -172,12 +172,19 @@ def cluster_uid_of(key: str) -> str | None:
     return parsed.cluster_uid if parsed else None
 
 
-def parse_master_json(body: Mapping[str, Any], *, ports_to_keys: Mapping[int, str] | None = None) -> MasterStatus:
+def parse_master_json(
+    body: Mapping[str, Any],
+    *,
+    ports_to_keys: Mapping[int, str] | None = None,
+    hosts_to_keys: Mapping[str, str] | None = None,
+) -> MasterStatus:
     """The master web UI's `/json/` (Spark's JsonProtocol), in our types; missing fields read as empty.
 
-    `ports_to_keys` names the nodes behind workers' RPC ports, for a provider that chose those ports.
+    Which node a listed worker is: by its RPC port for a provider that chose the ports (many workers on one
+    host), or by its host for one that gives every worker a machine of its own.
     """
     keys = ports_to_keys or {}
+    by_host = hosts_to_keys or {}
     workers = []
     for w in body.get("workers") or []:
         port = int(w.get("port") or 0)
@@ -191,7 +198,7 @@ def parse_master_json(body: Mapping[str, Any], *, ports_to_keys: Mapping[int, st
                 memory_mb=int(w.get("memory") or 0),
                 memory_used_mb=int(w.get("memoryused") or 0),
                 state=str(w.get("state", "UNKNOWN")),
-                node_key=keys.get(port),
+                node_key=keys.get(port) or by_host.get(str(w.get("host", ""))),
             )
         )
     apps = [

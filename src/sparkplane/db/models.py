@@ -190,11 +190,12 @@ class Cluster(Base):
     ui_url: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     state_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     termination_reason: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
-    # Providers whose nodes push the master's status (EC2): the last report, and the hash of the token
-    # that authenticates them (one cluster's reports only).
+    # Providers whose nodes push the master's status (EC2): the last report of each node, and the token that
+    # authenticates them (one cluster's reports only), sealed with the encryption key: nodes launched later
+    # need the same token in their bootstrap, so it is kept, never in clear.
     report: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     reported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    report_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    report_token: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Since when each live worker has run no executor (worker key -> ISO time), for scaling down.
     worker_idle_since: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     # One converging process at a time, without holding a transaction while nodes start: a lease.

@@ -66,9 +66,10 @@ class _Row:
     last_activity_at: dt.datetime
     report: dict[str, Any] | None
     idle_since: dict[str, str]
+    report_token: str | None
 
     @classmethod
-    def of(cls, row: Cluster) -> _Row:
+    def of(cls, row: Cluster, ctx: Context) -> _Row:
         return cls(
             id=row.id,
             uid=row.uid,
@@ -83,6 +84,7 @@ class _Row:
             last_activity_at=row.last_activity_at,
             report=row.report,
             idle_since=dict(row.worker_idle_since or {}),
+            report_token=cluster_service.report_token(ctx, row),
         )
 
 
@@ -103,7 +105,7 @@ def _converge(ctx: Context, cluster_id: int) -> None:
         found = uow.clusters.get(cluster_id)
         if found is None or found.state == C.TERMINATED:
             return
-        row = _Row.of(found)
+        row = _Row.of(found, ctx)
         lost_before = {
             str(e.details.get("node")) for e in uow.clusters.events(row.id, 0, 100_000, types=["NODES_LOST"])[0]
         }
@@ -114,6 +116,8 @@ def _converge(ctx: Context, cluster_id: int) -> None:
         node_type=row.spec.node_type,
         spark_env_vars=row.spec.spark_env_vars,
         tags={**row.spec.custom_tags, "sparkplane:cluster": row.uid, "sparkplane:cluster-name": row.spec.name},
+        report_url=cluster_service.report_url(ctx, row.uid) if provider.pushes_status else None,
+        report_token=row.report_token if provider.pushes_status else None,
     )
     nodes = provider.nodes(row.uid)
     current = [n for n in nodes if _generation(n) == row.generation]
@@ -133,7 +137,7 @@ def _converge(ctx: Context, cluster_id: int) -> None:
     if master.state == NodeState.GONE:
         _master_lost(ctx, provider, row, master, alive)
         return
-    status = _master_status(provider, row)
+    status = _master_status(provider, row, current)
     if status is None or not status.master_url:
         _check_start_timeout(ctx, row)
         return
@@ -158,14 +162,16 @@ def _generation(node: Node) -> int:
     return parsed.generation if parsed else -1
 
 
-def _master_status(provider: ClusterProvider, row: _Row) -> MasterStatus | None:
+def _master_status(provider: ClusterProvider, row: _Row, nodes: Sequence[Node]) -> MasterStatus | None:
     if not provider.pushes_status:
         return provider.master_status(row.uid)
     master_key = node_key(row.uid, row.generation, NodeRole.MASTER)
     report = (row.report or {}).get(master_key)
     if not report or not isinstance(report.get("master_json"), dict):
         return None
-    status = parse_master_json(report["master_json"])
+    # One worker per machine: the master lists each by its host, the provider knows each node's host.
+    hosts = {n.host: n.key for n in nodes if n.role is NodeRole.WORKER and n.host and n.state != NodeState.GONE}
+    status = parse_master_json(report["master_json"], hosts_to_keys=hosts)
     return MasterStatus(status.master_url, report.get("ui_url"), status.status, status.workers, status.apps)
 
 

@@ -8,8 +8,8 @@ event and an outbox entry in one transaction, so a crash between "accepted" and 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
+import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +22,7 @@ from sparkplane.domain.errors import Conflict, InvalidInput, NotFound, Unauthent
 from sparkplane.domain.states import ClusterState
 from sparkplane.services import dispatch
 from sparkplane.services.context import Context
+from sparkplane.services.encryption import DecryptionFailed
 from sparkplane.services.principal import Principal
 
 C = ClusterState
@@ -154,6 +155,7 @@ def create(ctx: Context, principal: Principal, req: ClusterRequest) -> ClusterVi
                 target_workers=spec.initial_workers(),
                 generation=0,
                 next_worker=0,
+                report_token=ctx.cipher.seal(secrets.token_urlsafe(32).encode()),
                 last_activity_at=now,
                 created_at=now,
                 version=0,
@@ -371,19 +373,28 @@ def for_work(uow: UnitOfWork, principal: Principal, cluster_id: int) -> Cluster:
 # --- node reports (providers whose nodes push the master's status) ----------------------------------------
 
 
-def report_token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def report_token(ctx: Context, row: Cluster) -> str | None:
+    """The cluster's report token in clear, for its nodes' bootstrap; None when it has none or it cannot be
+    opened (the encryption key changed without the old one in SPARKPLANE_ENCRYPTION_OLD_KEYS)."""
+    if row.report_token is None:
+        return None
+    try:
+        return ctx.cipher.open(row.report_token).decode()
+    except DecryptionFailed:
+        return None
+
+
+def report_url(ctx: Context, uid: str) -> str | None:
+    base = ctx.settings.public_url
+    return f"{base.rstrip('/')}/api/v1/clusters/by-uid/{uid}/report" if base else None
 
 
 def store_report(ctx: Context, cluster_uid: str, token: str, report: Mapping[str, Any]) -> None:
     """A node of a pushes_status provider reports; its bearer token authenticates this cluster only."""
     with ctx.db.uow() as uow:
         row = uow.clusters.by_uid(cluster_uid)
-        if (
-            row is None
-            or row.report_token_hash is None
-            or not hmac.compare_digest(row.report_token_hash, report_token_hash(token))
-        ):
+        expected = report_token(ctx, row) if row is not None else None
+        if row is None or expected is None or not hmac.compare_digest(expected.encode(), token.encode()):
             raise Unauthenticated("this report token is not valid for that cluster")
         if row.state == C.TERMINATED:
             return

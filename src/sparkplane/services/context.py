@@ -140,6 +140,11 @@ def default_backends(settings: Settings) -> Backends:
             settings.cluster_run_root(), spark_home=_spark_home(), memory_mb=settings.local_cluster_memory_mb
         )
 
+    def ec2_clusters() -> ClusterProvider:
+        from sparkplane.services.cluster_providers import ec2_provider
+
+        return ec2_provider(settings)
+
     def fake_clusters() -> ClusterProvider:
         from sparkplane.backends.fake_cluster import FakeClusterProvider
 
@@ -148,7 +153,7 @@ def default_backends(settings: Settings) -> Backends:
     return Backends(
         {"local": local, "fake": fake},
         sessions={"local": local_sessions, "fake": fake_sessions},
-        clusters={"local": local_clusters, "fake": fake_clusters},
+        clusters={"local": local_clusters, "ec2": ec2_clusters, "fake": fake_clusters},
     )
 
 

@@ -154,6 +154,9 @@ class Ec2ClusterProvider:
             )
         return {uid for i in found if (uid := ins.tags_of(i).get(ins.CLUSTER_TAG))}
 
+    def purge(self, cluster_uid: str) -> None:
+        """Nothing to forget: EC2 drops terminated instances from its listings by itself within about an hour."""
+
     def close(self) -> None:
         with self._lock:
             if self._ec2_client is not None:

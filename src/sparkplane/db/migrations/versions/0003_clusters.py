@@ -47,7 +47,7 @@ def upgrade() -> None:
             "report", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=True
         ),
         sa.Column("reported_at", sparkplane.db.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("report_token_hash", sa.String(length=64), nullable=True),
+        sa.Column("report_token", sa.Text(), nullable=True),
         sa.Column(
             "worker_idle_since",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
