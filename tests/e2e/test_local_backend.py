@@ -211,8 +211,8 @@ def test_killed_launcher_is_not_relaunched_and_an_orphan_is_cancelled(spark: Loc
     )
     assert launcher.returncode == -signal.SIGKILL, launcher.stderr
     handle = spark.submit_batch(spec("sleep.py", "300"), idempotency_key="orphan")  # the retry
+    wait_for_log(spark, handle, "sleeping for 300 seconds")  # the supervisor has long logged its launch by then
     assert launches(handle) == 1
-    wait_for_log(spark, handle, "sleeping for 300 seconds")
 
     supervisor_pid = sup.read_int(run_dir_of(handle) / sup.SUPERVISOR_PID)
     assert supervisor_pid is not None
