@@ -1,7 +1,8 @@
 """An in-memory fake of sparkplane's REST API for the SDK and CLI tests (httpx.MockTransport): no network.
 
 Each GET of a batch moves it one step along a script of (state, new log lines), the way a real batch
-advances between polls; sessions and statements do the same along their own scripts (`FakeSessions`).
+advances between polls; sessions and statements do the same along their own scripts (`FakeSessions`), and
+clusters along theirs (`FakeClusters`, fake_clusters.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 
 from sparkplane.client import Client
+from tests.unit.fake_clusters import FakeClusters
 
 URL = "http://sp.test"
 TOKEN = "spk_test_secret"
@@ -190,7 +192,7 @@ class FakeSessions:
         return httpx.Response(200, json=statement)
 
 
-class FakeServer(FakeSessions):
+class FakeServer(FakeSessions, FakeClusters):
     """The routes the SDK calls, with the server's wire shapes, in memory."""
 
     def __init__(self, script: Sequence[tuple[str, Sequence[str]]] = SUCCESS) -> None:
@@ -210,6 +212,7 @@ class FakeServer(FakeSessions):
         self.submitted: list[dict[str, Any]] = []
         self.requests: list[httpx.Request] = []
         self.init_sessions()
+        self.init_clusters()
         self.failures: list[httpx.Response | Exception] = []  # served first, in order, before any route
 
     def client(self, **kwargs: Any) -> Client:
@@ -272,6 +275,8 @@ class FakeServer(FakeSessions):
             return httpx.Response(201, json={"uri": uri, "filename": name, "size": len(content), "sha256": "0" * 64})
         if path.startswith("/api/v1/sessions"):
             return self._sessions(method, path, request)
+        if path.startswith("/api/v1/clusters"):
+            return self._clusters(method, path, request)
         return self._accounts(method, path, request, user)
 
     def _accounts(self, method: str, path: str, request: httpx.Request, user: int) -> httpx.Response:

@@ -92,6 +92,14 @@ def test_submit_uploads_and_passes_dash_args_after_file_to_the_app(cli: Harness,
     assert cli.server.batches[1]["state"] == "not_started"  # no --wait: nothing polled
 
 
+def test_submit_on_a_cluster_names_it_in_the_body(cli: Harness) -> None:
+    _ok(cli.run("batches", "submit", "--cluster", "3", "s3://b/app.py", "--cluster", "x"))
+    _ok(cli.run("batches", "submit", "s3://b/app.py"))
+    first, second = cli.server.submitted
+    assert (first["cluster_id"], first["args"]) == (3, ["--cluster", "x"])  # after FILE it is the app's
+    assert "cluster_id" not in second
+
+
 def test_submit_json_prints_the_batch(cli: Harness) -> None:
     result = _ok(cli.run("batches", "submit", "--json", "s3://b/app.py"))
     assert json.loads(result.stdout)["id"] == 1

@@ -1,7 +1,8 @@
 """The SDK against a small in-memory fake of the REST API (httpx.MockTransport): no network, milliseconds.
 
-`FakeServer` (fake_server.py) is shared with the CLI tests. Each GET of a batch moves it one step along a
-script of (state, new log lines), the way a real batch advances between polls.
+`FakeServer` (fake_server.py) is shared with the CLI tests; the `server` fixture is in conftest.py. Each GET
+of a batch moves it one step along a script of (state, new log lines), the way a real batch advances between
+polls.
 """
 
 from __future__ import annotations
@@ -26,12 +27,6 @@ from sparkplane.client import (
 )
 from tests.unit.fake_server import TOKEN, URL, FakeServer
 from tests.unit.fake_server import error as _error
-
-
-@pytest.fixture
-def server() -> FakeServer:
-    return FakeServer()
-
 
 # ---- configuration ------------------------------------------------------------------------------------
 

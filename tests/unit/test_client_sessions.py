@@ -6,7 +6,6 @@ import base64
 import json
 import sys
 import types
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -35,23 +34,6 @@ TABLE = {
     "headers": [{"name": "id", "type": "INT_TYPE"}, {"name": "word", "type": "STRING_TYPE"}],
     "data": [[1, "a"], [2, None]],
 }
-
-
-@pytest.fixture
-def server() -> FakeServer:
-    return FakeServer()
-
-
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def sp(server: FakeServer, sleeps: list[float]) -> Iterator[Client]:
-    with server.client() as client:
-        client._sleep = sleeps.append  # the SDK's waits, recorded instead of slept
-        yield client
 
 
 def _paths(server: FakeServer) -> list[str]:

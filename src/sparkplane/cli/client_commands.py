@@ -11,11 +11,12 @@ from __future__ import annotations
 import functools
 import json
 import socket
-from collections.abc import Callable, Iterable
-from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Annotated, Any, NoReturn, ParamSpec, Protocol, TypeVar
 
 import typer
-from rich.console import Console
+from pydantic import BaseModel
+from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.text import Text
 
@@ -23,6 +24,8 @@ from sparkplane.client import ApiError, Batch, Client, ClientError, config, disp
 
 P = ParamSpec("P")
 R = TypeVar("R")
+M = TypeVar("M", bound=BaseModel)
+M_co = TypeVar("M_co", bound=BaseModel, covariant=True)
 
 # Seconds between polls while waiting or following a log: a batch's state changes on the server's reconcile
 # tick (seconds), so polling faster only adds load. Module-level so tests can set it to 0.
@@ -46,6 +49,9 @@ TokenOpt = Annotated[
     str | None, typer.Option("--token", envvar=config.ENV_TOKEN, help="API token (default: the saved profile's)")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")]
+ClusterOpt = Annotated[
+    int | None, typer.Option("--cluster", metavar="ID", help="Run on this cluster (see `sparkplane clusters list`)")
+]
 
 batches_app = typer.Typer(help="Submit, watch, inspect and kill Spark batch jobs.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users (admins only, except for your own password).", no_args_is_help=True)
@@ -145,6 +151,7 @@ def submit(
     executor_cores: Annotated[int | None, typer.Option("--executor-cores")] = None,
     num_executors: Annotated[int | None, typer.Option("--num-executors")] = None,
     queue: Annotated[str | None, typer.Option("--queue", help="Scheduler queue, where the backend has them")] = None,
+    cluster: ClusterOpt = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the end; exit 0 on success, 1 otherwise")] = False,
     no_logs: Annotated[bool, typer.Option("--no-logs", help="With --wait: show the state only, not the log")] = False,
     json_out: JsonOpt = False,
@@ -174,6 +181,7 @@ def submit(
                 executor_cores=executor_cores,
                 num_executors=num_executors,
                 queue=queue,
+                cluster_id=cluster,
             )
         if json_out and not wait:
             _print_json(batch.model_dump(mode="json"))
@@ -219,14 +227,8 @@ def list_batches(
 ) -> None:
     """The newest batches, newest first."""
     with _client(url, token) as sp:
-        # The API pages oldest first; read the total, then the last page.
-        total = sp.list_batches(state=state, offset=0, limit=1).total
-        page = sp.list_batches(state=state, offset=max(0, total - limit), limit=limit)
-    items = sorted(page.items, key=lambda b: b.id, reverse=True)
-    if json_out:
-        _print_json([b.model_dump(mode="json") for b in items])
-        return
-    _out().print(display.batches_table(items) if items else "No batches.")
+        page = functools.partial(sp.list_batches, state)
+        _print_newest(page, limit, display.batches_table, json_out=json_out, none="No batches.")
 
 
 @batches_app.command()
@@ -407,6 +409,31 @@ def revoke_token(
 # ---- formatting -------------------------------------------------------------------------------------------
 
 
+class _Page(Protocol[M_co]):
+    @property
+    def total(self) -> int: ...
+    @property
+    def items(self) -> Sequence[M_co]: ...
+
+
+def _print_newest(
+    page: Callable[[int, int], _Page[M]],
+    limit: int,
+    table: Callable[[list[M]], RenderableType],
+    *,
+    json_out: bool,
+    none: str,
+) -> None:
+    """Print the `limit` newest items (`page(offset, limit)` reads them) newest first, as `table` or as JSON.
+    The API pages oldest first, so this reads the total, then the last page."""
+    total = page(0, 1).total
+    items = list(reversed(page(max(0, total - limit), limit).items))
+    if json_out:
+        _print_json([item.model_dump(mode="json") for item in items])
+        return
+    _out().print(table(items) if items else none)
+
+
 def _print_lines(out: Console, lines: Iterable[str]) -> None:
     for line in lines:
         out.out(line, highlight=False)
@@ -416,11 +443,12 @@ def _csv(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
-def _conf(pairs: list[str]) -> dict[str, str]:
+def _conf(pairs: list[str], *, option: str = "--conf") -> dict[str, str]:
+    """Repeated key=value options as a dict; a pair without "=" is a usage error of `option`."""
     conf: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise typer.BadParameter(f"{pair!r} is not key=value", param_hint="--conf")
+            raise typer.BadParameter(f"{pair!r} is not key=value", param_hint=option)
         conf[key.strip()] = value
     return conf

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from sparkplane import __version__
-from sparkplane.cli import client_commands, server, session_commands, up
+from sparkplane.cli import client_commands, cluster_commands, server, session_commands, up
 
 app = typer.Typer(
     name="sparkplane",
@@ -29,6 +29,7 @@ app.add_typer(client_commands.users_app, name="users", help="Manage users (admin
 app.add_typer(client_commands.tokens_app, name="tokens", help="Manage your API tokens.")
 app.add_typer(session_commands.sessions_app, name="sessions", help="Start and use interactive Spark sessions.")
 app.command("shell")(session_commands.shell)
+app.add_typer(cluster_commands.clusters_app, name="clusters", help="Create and manage Spark standalone clusters.")
 
 
 @app.command("version")

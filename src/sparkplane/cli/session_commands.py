@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codeop
 import contextlib
+import functools
 import json
 import re
 import sys
@@ -24,7 +25,7 @@ from rich.console import Console
 from rich.text import Text
 
 from sparkplane.cli import client_commands as base
-from sparkplane.cli.client_commands import JsonOpt, TokenOpt, UrlOpt
+from sparkplane.cli.client_commands import ClusterOpt, JsonOpt, TokenOpt, UrlOpt
 from sparkplane.client import ApiError, Client, ClientError, Session, StatementResult, display
 
 # Seconds between polls while a session starts (statements poll on the SDK's own fast schedule). Module-level
@@ -58,6 +59,7 @@ def create(
         str | None, typer.Option("--idle-timeout", help="Stop after this idle time, e.g. 30m")
     ] = None,
     ttl: Annotated[str | None, typer.Option("--ttl", help="Stop after this long in all, e.g. 8h")] = None,
+    cluster: ClusterOpt = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the session is idle")] = True,
     json_out: JsonOpt = False,
     url: UrlOpt = None,
@@ -73,6 +75,7 @@ def create(
         "py_files": base._csv(py_files),
         "idle_timeout": idle_timeout,
         "ttl": ttl,
+        "cluster_id": cluster,
         "wait": wait,
     }
     with base._client(url, token) as sp:
@@ -119,14 +122,8 @@ def list_sessions(
 ) -> None:
     """The newest sessions, newest first."""
     with base._client(url, token) as sp:
-        # The API pages oldest first; read the total, then the last page.
-        total = sp.list_sessions(state=state, offset=0, limit=1).total
-        page = sp.list_sessions(state=state, offset=max(0, total - limit), limit=limit)
-    items = sorted(page.items, key=lambda s: s.id, reverse=True)
-    if json_out:
-        base._print_json([s.model_dump(mode="json") for s in items])
-        return
-    base._out().print(display.sessions_table(items) if items else "No sessions.")
+        page = functools.partial(sp.list_sessions, state)
+        base._print_newest(page, limit, display.sessions_table, json_out=json_out, none="No sessions.")
 
 
 @sessions_app.command("show")

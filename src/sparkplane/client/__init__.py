@@ -1,5 +1,6 @@
 """The Python SDK of sparkplane: HTTP only, so it runs anywhere a user has Python and the server's URL."""
 
+from sparkplane.client.clusters import ClusterFailed
 from sparkplane.client.config import DEFAULT_URL, Resolved, load_profile, resolve, save_profile
 from sparkplane.client.errors import (
     ApiError,
@@ -12,18 +13,28 @@ from sparkplane.client.errors import (
 )
 from sparkplane.client.models import (
     ACTIVE_STATES,
+    CLUSTER_FINAL_STATES,
+    CLUSTER_STATES,
     FINAL_STATES,
     SESSION_FINAL_STATES,
     STATEMENT_FINAL_STATES,
+    Autoscale,
     Batch,
     BatchPage,
+    ClusterEvent,
+    ClusterEventPage,
+    ClusterInfo,
+    ClusterNode,
+    ClusterPage,
     Event,
     FileInfo,
     LogPage,
+    NodeType,
     SessionInfo,
     SessionPage,
     StatementPage,
     StatementResult,
+    TerminationReason,
     Token,
     User,
 )
@@ -32,19 +43,29 @@ from sparkplane.client.sessions import Session, SessionFailed, StatementCancelle
 
 __all__ = [
     "ACTIVE_STATES",
+    "CLUSTER_FINAL_STATES",
+    "CLUSTER_STATES",
     "DEFAULT_URL",
     "FINAL_STATES",
     "SESSION_FINAL_STATES",
     "STATEMENT_FINAL_STATES",
     "ApiError",
+    "Autoscale",
     "Batch",
     "BatchPage",
     "Client",
     "ClientError",
+    "ClusterEvent",
+    "ClusterEventPage",
+    "ClusterFailed",
+    "ClusterInfo",
+    "ClusterNode",
+    "ClusterPage",
     "ConfigError",
     "Event",
     "FileInfo",
     "LogPage",
+    "NodeType",
     "RequestFailed",
     "Resolved",
     "ServerUnreachable",
@@ -56,6 +77,7 @@ __all__ = [
     "StatementError",
     "StatementPage",
     "StatementResult",
+    "TerminationReason",
     "Token",
     "UnexpectedResponse",
     "User",

@@ -17,7 +17,8 @@ from rich.text import Text
 
 from sparkplane.client.models import Batch, Event, SessionInfo, StatementResult, Token, User
 
-# Batch, session and statement states share one palette: green is good, red is broken, cyan is working.
+# Batch, session, statement and cluster states share one palette: green is good, red is broken, cyan is
+# working. Clusters' states are Databricks' upper-case ones, so they never clash with Livy's.
 _STATE_STYLE = {
     "success": "green",
     "dead": "red",
@@ -32,6 +33,13 @@ _STATE_STYLE = {
     "available": "green",
     "cancelling": "magenta",
     "cancelled": "magenta",
+    "PENDING": "blue",
+    "RUNNING": "green",
+    "RESIZING": "cyan",
+    "RESTARTING": "yellow",
+    "TERMINATING": "yellow",
+    "TERMINATED": "dim",
+    "ERROR": "red",
 }
 
 
@@ -51,6 +59,11 @@ def duration(delta: dt.timedelta | None) -> str:
     if hours:
         return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def elapsed_since(started: float) -> str:
+    """The time since `started` (a time.monotonic() reading), for a spinner's text."""
+    return duration(dt.timedelta(seconds=time.monotonic() - started))
 
 
 def batches_table(batches: Iterable[Batch]) -> Table:
@@ -90,15 +103,24 @@ def batch_details(batch: Batch, events: Sequence[Event] = ()) -> Group:
         ("failure", batch.failure_reason),
         ("message", batch.message),
     ]
-    details = Table.grid(padding=(0, 2))
+    return Group(fields_grid(fields), Text(""), _timeline(events))
+
+
+def fields_grid(fields: Iterable[tuple[str, str | Text | None]]) -> Table:
+    """A two-column grid of the fields that have a value."""
+    grid = Table.grid(padding=(0, 2))
     for key, value in fields:
         if value:
             # Text(), not a str: a message or conf value with [brackets] must not be read as Rich markup.
-            details.add_row(Text(key, style="bold"), value if isinstance(value, Text) else Text(value))
+            grid.add_row(Text(key, style="bold"), value if isinstance(value, Text) else Text(value))
+    return grid
+
+
+def _timeline(events: Iterable[Event]) -> Table:
     timeline = Table("at", "from", "to", "reason", "message", box=None, title="events", title_justify="left")
     for e in events:
         timeline.add_row(when(e.at), e.from_state or "", state_text(e.to_state), e.reason or "", Text(e.message or ""))
-    return Group(details, Text(""), timeline)
+    return timeline
 
 
 def finished_line(batch: Batch) -> Text:
@@ -137,7 +159,7 @@ class WaitStatus:
         self.batch = batch
 
     def __rich__(self) -> Text:
-        elapsed = duration(dt.timedelta(seconds=time.monotonic() - self._started))
+        elapsed = elapsed_since(self._started)
         return Text.assemble(f"batch {self.batch.id} ", state_text(self.batch.state), f" · {elapsed}")
 
 
@@ -183,14 +205,7 @@ def session_details(session: SessionInfo, events: Sequence[Event] = ()) -> Group
         ("failure", session.failure_reason),
         ("message", session.message),
     ]
-    details = Table.grid(padding=(0, 2))
-    for key, value in fields:
-        if value:
-            details.add_row(Text(key, style="bold"), value if isinstance(value, Text) else Text(value))
-    timeline = Table("at", "from", "to", "reason", "message", box=None, title="events", title_justify="left")
-    for e in events:
-        timeline.add_row(when(e.at), e.from_state or "", state_text(e.to_state), e.reason or "", Text(e.message or ""))
-    return Group(details, Text(""), timeline)
+    return Group(fields_grid(fields), Text(""), _timeline(events))
 
 
 def result_table(result: StatementResult) -> Table | None:
@@ -235,7 +250,7 @@ class SessionStatus:
         self.session = session
 
     def __rich__(self) -> Text:
-        elapsed = duration(dt.timedelta(seconds=time.monotonic() - self._started))
+        elapsed = elapsed_since(self._started)
         if self.session is None:
             return Text(f"creating a session · {elapsed}")
         return Text.assemble(f"session {self.session.id} ", state_text(self.session.state), f" · {elapsed}")
@@ -252,7 +267,7 @@ class StatementStatus:
         self.statement = statement
 
     def __rich__(self) -> Text:
-        elapsed = duration(dt.timedelta(seconds=time.monotonic() - self._started))
+        elapsed = elapsed_since(self._started)
         if self.statement is None:
             return Text(f"submitting · {elapsed}")
         progress = self.statement.progress

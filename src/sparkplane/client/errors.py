@@ -5,8 +5,11 @@ ClientError
 ├── ServerUnreachable   no connection at all (refused, DNS, connect timeout); also a ConnectionError
 ├── RequestFailed       connected, but the exchange broke (read timeout, dropped connection)
 ├── UnexpectedResponse  a 2xx whose body is not what the API promises (wrong URL, proxy page, old server)
-├── WaitTimeout         wait_batch gave up; also a TimeoutError
+├── WaitTimeout         a wait (wait_batch, wait_session, wait_cluster, …) gave up; also a TimeoutError
 └── ConfigError         a server URL or profile file that cannot work (no http://, unreadable, malformed)
+
+The errors of sessions (SessionFailed, StatementError, StatementCancelled) and clusters (ClusterFailed) are
+ClientErrors too, defined next to their routes in sessions.py and clusters.py.
 """
 
 from __future__ import annotations

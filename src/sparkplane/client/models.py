@@ -1,7 +1,8 @@
 """The API's answers as typed, immutable values.
 
 Unknown fields are ignored rather than refused: a newer server that adds a field must not break an older
-client. The state names are Livy's; they are repeated here because the SDK may not import the domain.
+client. The state names are Livy's (Databricks' for clusters); they are repeated here because the SDK may not
+import the domain. Clusters keep Databricks' field names (cluster_id, cluster_name, …), as the API sends them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ FINAL_STATES = frozenset({"success", "dead", "killed"})
 SESSION_FINAL_STATES = frozenset({"error", "dead", "killed", "success"})
 SESSION_READY_STATES = frozenset({"idle", "busy"})  # a statement runs now (idle) or after the current one (busy)
 STATEMENT_FINAL_STATES = frozenset({"available", "cancelled"})
+CLUSTER_STATES = ("PENDING", "RUNNING", "RESIZING", "RESTARTING", "TERMINATING", "TERMINATED", "ERROR")
+# A cluster in these stays there until someone starts, restarts or terminates it: the server moves it no further.
+CLUSTER_FINAL_STATES = frozenset({"TERMINATED", "ERROR"})
 
 # The mime types of Livy's statement output that the SDK reads; anything else stays in `output` as it came.
 TEXT_MIME = "text/plain"
@@ -164,6 +168,103 @@ class SessionPage(_Model):
     offset: int
     total: int
     items: tuple[SessionInfo, ...] = ()
+
+
+class Autoscale(_Model):
+    min_workers: int
+    max_workers: int
+
+
+class TerminationReason(_Model):
+    """Why a cluster stopped, as Databricks says it: e.g. code USER_REQUEST or INACTIVITY, type SUCCESS."""
+
+    code: str | None = None
+    type: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class ClusterInfo(_Model):
+    """A cluster as the server describes it: a fixed size (`num_workers`) or an `autoscale` range, and the
+    size it is heading for now (`target_workers`)."""
+
+    cluster_id: int
+    cluster_name: str
+    state: str
+    state_message: str | None = None
+    creator_user_name: str | None = None
+    provider: str | None = None
+    node_type_id: str | None = None
+    num_workers: int | None = None
+    autoscale: Autoscale | None = None
+    target_workers: int = 0
+    spark_conf: dict[str, str] = Field(default_factory=dict)
+    spark_env_vars: dict[str, str] = Field(default_factory=dict)
+    autotermination_minutes: float = 0.0  # 0: never
+    custom_tags: dict[str, str] = Field(default_factory=dict)
+    master_url: str | None = None
+    spark_ui_url: str | None = None
+    termination_reason: TerminationReason | None = None
+    created_at: dt.datetime
+    start_time: dt.datetime | None = None
+    terminated_time: dt.datetime | None = None
+    last_activity_time: dt.datetime | None = None
+
+    @property
+    def is_final(self) -> bool:
+        """TERMINATED or ERROR: it stays so until someone starts, restarts or terminates it."""
+        return self.state in CLUSTER_FINAL_STATES
+
+    @property
+    def is_running(self) -> bool:
+        return self.state == "RUNNING"
+
+    @property
+    def detail(self) -> str | None:
+        """The state message, unless it only repeats the state (a TERMINATED cluster's "terminated")."""
+        message = self.state_message
+        return message if message and message.lower() != self.state.lower() else None
+
+
+class ClusterPage(_Model):
+    offset: int
+    total: int
+    items: tuple[ClusterInfo, ...] = ()
+
+
+class ClusterEvent(_Model):
+    """One entry of a cluster's timeline: e.g. type CREATING, RUNNING, RESIZING (details say to how many)."""
+
+    cluster_id: int
+    timestamp: dt.datetime
+    type: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ClusterEventPage(_Model):
+    offset: int
+    total: int
+    events: tuple[ClusterEvent, ...] = ()
+
+
+class ClusterNode(_Model):
+    """A machine (or process) of a cluster: its master or a worker; `registered` once the master lists it ALIVE."""
+
+    key: str
+    role: str
+    state: str
+    native_state: str | None = None
+    host: str | None = None
+    registered: bool = False
+    cores: int | None = None
+    cores_used: int | None = None
+    memory_mb: int | None = None
+
+
+class NodeType(_Model):
+    node_type_id: str
+    num_cores: int
+    memory_mb: int
+    description: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -6,8 +6,8 @@
             print(line)
         print(sp.get_batch(batch.id).state)
 
-Interactive sessions and statements come from `SessionsMixin` (sessions.py). Pass
-`transport=httpx.MockTransport(handler)` to run against a fake server in tests.
+Interactive sessions and statements come from `SessionsMixin` (sessions.py), clusters from `ClustersMixin`
+(clusters.py). Pass `transport=httpx.MockTransport(handler)` to run against a fake server in tests.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
+from sparkplane.client._plumbing import FileRef, S, T
+from sparkplane.client.clusters import ClustersMixin
 from sparkplane.client.errors import (
     ApiError,
     ConfigError,
@@ -35,17 +37,6 @@ from sparkplane.client.errors import (
 from sparkplane.client.models import Batch, BatchPage, Event, FileInfo, LogPage, Token, User
 from sparkplane.client.sessions import SessionsMixin
 
-
-class _Stateful(Protocol):
-    @property
-    def state(self) -> str: ...
-    @property
-    def is_final(self) -> bool: ...
-
-
-T = TypeVar("T")
-S = TypeVar("S", bound=_Stateful)
-FileRef = str | os.PathLike[str]
 OnUpdate = Callable[[Batch], None]
 
 # A URI scheme has two or more characters, so a Windows drive letter ("C:\\job.py") is not mistaken for one.
@@ -57,7 +48,7 @@ _LOG_PAGE = 1000
 _RETRYABLE_STATUS = frozenset({502, 503, 504})
 
 
-class Client(SessionsMixin):
+class Client(SessionsMixin, ClustersMixin):
     """One connection pool to one sparkplane server; share it between threads as an httpx.Client. Close it, or
     use it as a context manager, when done."""
 
@@ -127,9 +118,11 @@ class Client(SessionsMixin):
         num_executors: int | None = None,
         queue: str | None = None,
         proxy_user: str | None = None,
+        cluster_id: int | None = None,
     ) -> Batch:
         """Submit a batch. Every file reference that is an existing local file is uploaded first; anything
-        else (an uploaded URI, a path inside the blob storage, s3://…) is passed to the server as it is."""
+        else (an uploaded URI, a path inside the blob storage, s3://…) is passed to the server as it is.
+        `cluster_id` runs it on one of your clusters (`create_cluster`), which must be running or starting."""
         uploaded: dict[str, str] = {}  # one upload per local file, however often it is named
         body: dict[str, Any] = {
             "file": self._stage(file, uploaded),
@@ -150,6 +143,7 @@ class Client(SessionsMixin):
             "numExecutors": num_executors,
             "queue": queue,
             "proxyUser": proxy_user,
+            "cluster_id": cluster_id,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         return self._parse(self._request("POST", "/api/v1/batches", json=body), Batch)

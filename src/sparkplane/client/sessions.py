@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from sparkplane.client._plumbing import ClientPlumbing, FileRef
 from sparkplane.client.errors import ClientError, UnexpectedResponse, WaitTimeout
 from sparkplane.client.models import (
     Candidates,
@@ -30,13 +30,8 @@ from sparkplane.client.models import (
 )
 
 if TYPE_CHECKING:
-    import httpx
     from pyspark.sql import SparkSession
 
-T = TypeVar("T")
-P = TypeVar("P", SessionInfo, StatementResult)
-
-FileRef = str | os.PathLike[str]
 OnSessionUpdate = Callable[[SessionInfo], None]
 OnStatementUpdate = Callable[[StatementResult], None]
 
@@ -81,26 +76,8 @@ class StatementCancelled(StatementError):
         super().__init__("StatementCancelled", f"statement {statement.id} was cancelled", statement=statement)
 
 
-class SessionsMixin:
-    """The session routes of `Client`. The Client's plumbing that they use is declared for the type checker."""
-
-    if TYPE_CHECKING:
-        _request: Callable[..., httpx.Response]
-        _stage: Callable[[FileRef, dict[str, str]], str]
-
-        def _parse(self, response: httpx.Response, shape: type[T]) -> T: ...
-        def _poll(
-            self,
-            read: Callable[[], P],
-            done: Callable[[P], bool],
-            *,
-            delays: Iterator[float],
-            timeout: float | None,
-            what: str,
-        ) -> P: ...
-        def _follow(
-            self, read: Callable[[], SessionInfo], page: Callable[[int], LogPage], *, poll: float, offset: int
-        ) -> Iterator[str]: ...
+class SessionsMixin(ClientPlumbing):
+    """The session routes of `Client`."""
 
     def create_session(
         self,
@@ -122,6 +99,7 @@ class SessionsMixin:
         heartbeat_timeout: int | None = None,
         ttl: str | None = None,
         idle_timeout: str | None = None,
+        cluster_id: int | None = None,
         wait: bool = True,
         timeout: float | None = None,
         on_update: OnSessionUpdate | None = None,
@@ -129,7 +107,8 @@ class SessionsMixin:
         keep: bool = False,
     ) -> Session:
         """Start a session; with `wait` (the default), return once it is idle. Local files are uploaded first,
-        as for batches. `ttl` and `idle_timeout` are durations such as "8h" and "30m".
+        as for batches. `ttl` and `idle_timeout` are durations such as "8h" and "30m"; `cluster_id` runs it on
+        one of your clusters (`create_cluster`), which must be running or starting.
 
         Raises `SessionFailed` when it ends instead. If waiting times out or is interrupted, the session is
         stopped before the error propagates: the caller never got a handle, so nobody else would stop it."""
@@ -152,6 +131,7 @@ class SessionsMixin:
             "heartbeatTimeoutInSecond": heartbeat_timeout,
             "ttl": ttl,
             "idleTimeout": idle_timeout,
+            "cluster_id": cluster_id,
         }
         body = _set(body)  # unset options keep the server's defaults
         info = self._parse(self._request("POST", _PATH, json=body), SessionInfo)
