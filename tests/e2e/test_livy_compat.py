@@ -73,7 +73,9 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     process = RoleProcess("up", argv, env, data_dir / "test-logs").start()
     try:
         wait_until(lambda: "sparkplane is up" in process.log(), 90, message=lambda: process.log_tail())
-        yield Up(f"http://127.0.0.1:{port}", data_dir, process)
+        served = Up(f"http://127.0.0.1:{port}", data_dir, process)
+        yield served
+        served.http.close()
     finally:
         process.stop()
         stop_local_runs(data_dir / "runs")
@@ -109,6 +111,7 @@ def test_sparkmagic_creates_a_session_runs_code_and_reads_results(up: Up) -> Non
     http = LivyReliableHttpClient.from_endpoint(endpoint)
     session = LivySession(http, {"kind": "pyspark"}, _Display(), heartbeat_timeout=60)
     session.start()  # POST /sessions (201), waits for idle, then runs `spark` to find the entry point
+    session_id = session.id  # sparkmagic forgets it (-1) once the session is deleted
     try:
         success, out, mimetype = Command("1 + 1").execute(session)
         assert success and out == "2" and mimetype == "text/plain"
@@ -122,7 +125,7 @@ def test_sparkmagic_creates_a_session_runs_code_and_reads_results(up: Up) -> Non
     finally:
         session.delete()
         http._http_client._session.close()  # sparkmagic never closes its requests session itself
-    assert up.wait_state(session.id, {"dead"}) == "dead"
+    assert up.wait_state(session_id, {"dead"}) == "dead"
 
 
 def test_the_livy_client_runs_code_and_downloads_a_sql_result(up: Up) -> None:

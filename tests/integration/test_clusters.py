@@ -338,3 +338,22 @@ def test_watcher_pass_converges_every_live_cluster(api: TestClient, ctx: Context
         cluster_runs.watcher_pass(ctx)
     states = {c["cluster_id"]: c["state"] for c in api.get(URL, headers=ALICE).json()["items"]}
     assert states == {first: "RUNNING", second: "RUNNING"}
+
+
+def test_cleanup_skips_cluster_providers_that_are_known_but_not_configured(
+    api: TestClient, ctx: Context, fake_clusters: FakeClusterProvider
+) -> None:
+    from sparkplane.domain.errors import InvalidInput
+    from sparkplane.services.context import Backends
+
+    def unconfigured() -> FakeClusterProvider:
+        raise InvalidInput("the ec2 cluster provider needs SPARK_CUSTOMER_IAM_ROLE")
+
+    ctx.backends = Backends({}, clusters={"fake": lambda: fake_clusters, "ec2": unconfigured})
+    cluster_id, uid = running(api, ctx)
+    with ctx.db.uow() as uow:
+        row = uow.clusters.get(cluster_id)
+        assert row is not None
+        uow.clusters.set_fields(row, state="TERMINATED")
+    assert cleanup.run_cleanup(ctx).orphan_clusters_stopped == 1  # the ec2 provider was never built
+    assert fake_clusters.live(uid) == []

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from sparkplane.backends.base import ComputeBackend, Handle
+from sparkplane.domain.errors import SparkplaneError
 from sparkplane.domain.states import SESSION_TERMINAL, FailureReason, SessionState
 from sparkplane.services import sessions
 from sparkplane.services.context import Context
@@ -126,8 +127,16 @@ def _kill_orphans(ctx: Context, report: CleanupReport) -> None:
 def _stop_orphan_clusters(ctx: Context, report: CleanupReport) -> None:
     """Nodes of clusters that are terminated or deleted (a crash between the row and the machines)."""
     grace = dt.timedelta(seconds=ctx.settings.cancel_grace_seconds)
-    for name in ctx.backends.cluster_names():
-        provider = ctx.backends.cluster(name)
+    with ctx.db.uow() as uow:
+        # The configured provider, and any other that clusters were ever placed on; never one that is merely
+        # known (an ec2 provider that nobody configured cannot even be built).
+        names = {ctx.settings.cluster_provider} | uow.clusters.providers()
+    for name in sorted(names & set(ctx.backends.cluster_names())):
+        try:
+            provider = ctx.backends.cluster(name)
+        except SparkplaneError as exc:
+            log.warning("cleanup: cluster provider %s is not usable, skipping its orphans: %s", name, exc)
+            continue
         alive = provider.cluster_uids()
         if not alive:
             continue

@@ -124,6 +124,9 @@ class ClusterRepository:
         query = select(Cluster.uid).where(Cluster.provider == provider, Cluster.state.in_(LIVE_CLUSTER))
         return set(self.db.scalars(query).all())
 
+    def providers(self) -> set[str]:
+        return set(self.db.scalars(select(Cluster.provider).distinct()).all())
+
     def live(self, provider: str) -> Sequence[Cluster]:
         query = select(Cluster).where(Cluster.provider == provider, Cluster.state.in_(LIVE_CLUSTER))
         return self.db.scalars(query).all()
