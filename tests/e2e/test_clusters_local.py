@@ -156,6 +156,29 @@ def test_a_session_on_the_cluster_gets_an_executor_on_each_worker(up: Up, cluste
     wait_until(lambda: up.http.get(f"/api/v1/sessions/{session_id}").json()["state"] == "dead", 60)
 
 
+def test_a_batch_on_the_cluster_runs_its_executors_on_the_workers(up: Up, cluster: dict[str, Any]) -> None:
+    examples = Path(__file__).parents[2] / "examples"
+    with open(examples / "pi.py", "rb") as f:
+        uri = up.http.post("/api/v1/files", files={"file": ("pi.py", f)}).json()["uri"]
+    body = {"file": uri, "args": ["4"], "cluster_id": cluster["cluster_id"], "conf": {"spark.executor.memory": "512m"}}
+    response = up.http.post("/api/v1/batches", json=body)
+    assert response.status_code == 201, response.text
+    batch_id = response.json()["id"]
+    wait_until(
+        lambda: up.http.get(f"/api/v1/batches/{batch_id}").json()["state"] in ("success", "dead", "killed"),
+        180,
+        message=lambda: f"batch on the cluster: {up.http.get(f'/api/v1/batches/{batch_id}').json()}",
+    )
+    assert up.http.get(f"/api/v1/batches/{batch_id}").json()["state"] == "success"
+    log = up.http.get(f"/api/v1/batches/{batch_id}/log", params={"limit": -1}).json()["lines"]
+    assert any("Pi is roughly" in line for line in log)
+    # The driver's own record of where its executors ran: one on each worker's executor port.
+    granted = [line for line in log if "Granted executor ID" in line]
+    hosts = {line.split("on hostPort ")[1].split()[0] for line in granted}
+    assert len(granted) == 2 and len(hosts) == 2, granted
+    assert any(f"Connecting to master {cluster['master_url']}" in line for line in log), log[:40]
+
+
 def test_resize_to_three_workers(up: Up, cluster: dict[str, Any]) -> None:
     cluster_id = cluster["cluster_id"]
     response = up.http.post(f"{URL}/{cluster_id}/resize", json={"num_workers": 3})
