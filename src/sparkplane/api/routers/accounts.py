@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, File, UploadFile
 
 from sparkplane.api.deps import CtxDep, PrincipalDep
+from sparkplane.api.errors import NATIVE_ERRORS
 from sparkplane.api.schemas import (
     FileUploaded,
     Token,
@@ -16,7 +17,7 @@ from sparkplane.api.schemas import (
 )
 from sparkplane.services import files, users
 
-router = APIRouter(prefix="/api/v1", tags=["accounts"])
+router = APIRouter(prefix="/api/v1", tags=["accounts"], responses=NATIVE_ERRORS)
 
 
 @router.get("/users/me", response_model=User)
