@@ -141,3 +141,43 @@ def test_health_needs_no_login_but_everything_else_does(api: TestClient) -> None
 def test_unknown_route_is_json_404(api: TestClient) -> None:
     response = api.get("/api/v1/nothing-here", headers=ALICE)
     assert response.status_code == 404 and response.json() == {"detail": "Not Found"}
+
+
+BEYOND_INT64 = 2**70
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", f"/api/v1/batches/{BEYOND_INT64}"),
+        ("DELETE", f"/api/v1/batches/{BEYOND_INT64}"),
+        ("GET", f"/api/v1/sessions/{BEYOND_INT64}/events"),
+        ("GET", f"/livy/batches/{BEYOND_INT64}/state"),
+        ("GET", f"/livy/sessions/{BEYOND_INT64}"),
+        ("DELETE", f"/api/v1/tokens/{BEYOND_INT64}"),
+    ],
+)
+def test_ids_no_row_can_have_are_404_not_500(api: TestClient, method: str, path: str) -> None:
+    response = api.request(method, path, headers=ALICE)
+    assert response.status_code == 404, response.text
+    assert response.json().get("msg" if path.startswith("/livy") else "detail")
+
+
+def test_a_statement_number_no_row_can_have_is_404(api: TestClient, ctx: Context) -> None:
+    from tests.integration.resources import make_owned
+
+    owned = make_owned(api, ctx)
+    response = api.get(f"/api/v1/sessions/{owned.session_id}/statements/{BEYOND_INT64}", headers=ALICE)
+    assert response.status_code == 404 and response.json() == {"detail": "Statement not found"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/livy/batches?from={n}", "/livy/sessions?from={n}", "/api/v1/batches?offset={n}", "/api/v1/sessions?offset={n}"],
+)
+def test_offsets_past_every_row_give_an_empty_page(api: TestClient, uploaded: str, path: str) -> None:
+    api.post("/livy/batches", headers=ALICE, json={"file": uploaded})
+    response = api.get(path.format(n=BEYOND_INT64), headers=ALICE)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body.get("sessions", body.get("items")) == []
