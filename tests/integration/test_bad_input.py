@@ -155,6 +155,7 @@ BEYOND_INT64 = 2**70
         ("GET", f"/livy/batches/{BEYOND_INT64}/state"),
         ("GET", f"/livy/sessions/{BEYOND_INT64}"),
         ("DELETE", f"/api/v1/tokens/{BEYOND_INT64}"),
+        ("GET", "/livy/batches/²"),  # str.isdigit() is true of it, int() is not: a name, found by none
     ],
 )
 def test_ids_no_row_can_have_are_404_not_500(api: TestClient, method: str, path: str) -> None:

@@ -19,8 +19,10 @@ def offset(value: int) -> int:
 
 
 def id_in_ref(ref: str) -> int | None:
-    """The id a Livy path segment names when it is all digits (else it is a name), -1 if no row can have it."""
-    if not ref.isdigit():
+    """The id a Livy path segment names when it is all ASCII digits (else it is a name), -1 if no row can have it.
+
+    ASCII only: str.isdigit() is also true of '²', which int() refuses."""
+    if not (ref.isascii() and ref.isdigit()):
         return None
     value = int(ref)
     return value if storable(value) else -1
