@@ -182,3 +182,20 @@ def test_offsets_past_every_row_give_an_empty_page(api: TestClient, uploaded: st
     assert response.status_code == 200, response.text
     body = response.json()
     assert body.get("sessions", body.get("items")) == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/api/v1/batches", "GET, POST"),
+        ("PUT", "/api/v1/batches/1", "DELETE, GET"),
+        ("POST", "/livy/sessions/1", "DELETE, GET"),
+        ("DELETE", "/healthz", "GET"),
+    ],
+)
+def test_a_wrong_method_is_405_naming_every_method_of_the_resource(
+    api: TestClient, method: str, path: str, allow: str
+) -> None:
+    response = api.request(method, path, headers=ALICE)
+    assert response.status_code == 405 and response.headers["allow"] == allow
+    assert response.json().get("msg" if path.startswith("/livy") else "detail") == "Method Not Allowed"

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
@@ -68,6 +69,16 @@ def describe_validation(errors: Sequence[Any]) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route serves at this path, as a 405's Allow header must list (RFC 9110 §15.5.6)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= set(route.methods or ())
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(SparkplaneError)
     async def _domain(request: Request, exc: SparkplaneError) -> JSONResponse:
@@ -81,7 +92,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
-        return error_response(request, exc.status_code, message, dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route whose path matched; the resource has all of them.
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope["path"]))
+        return error_response(request, exc.status_code, message, headers)
 
     @app.exception_handler(OperationalError)
     async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
