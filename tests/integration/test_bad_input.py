@@ -156,6 +156,8 @@ BEYOND_INT64 = 2**70
         ("GET", f"/livy/sessions/{BEYOND_INT64}"),
         ("DELETE", f"/api/v1/tokens/{BEYOND_INT64}"),
         ("GET", "/livy/batches/²"),  # str.isdigit() is true of it, int() is not: a name, found by none
+        # more digits than Python's int() converts from a string
+        pytest.param("GET", "/livy/sessions/" + "9" * 5000, id="GET-/livy/sessions/<5000 digits>"),
     ],
 )
 def test_ids_no_row_can_have_are_404_not_500(api: TestClient, method: str, path: str) -> None:

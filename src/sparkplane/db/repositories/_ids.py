@@ -21,8 +21,11 @@ def offset(value: int) -> int:
 def id_in_ref(ref: str) -> int | None:
     """The id a Livy path segment names when it is all ASCII digits (else it is a name), -1 if no row can have it.
 
-    ASCII only: str.isdigit() is also true of '²', which int() refuses."""
+    ASCII only: str.isdigit() is also true of '²', which int() refuses. And no int() of more digits than a
+    64-bit number has: Python refuses to convert a string of over 4300 digits (a ValueError, so a 500)."""
     if not (ref.isascii() and ref.isdigit()):
         return None
+    if len(ref.lstrip("0")) > len(str(INT64_MAX)):
+        return -1
     value = int(ref)
     return value if storable(value) else -1
