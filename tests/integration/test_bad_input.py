@@ -24,6 +24,7 @@ def batch_count(ctx: Context) -> int:
         ({"executorMemory": "2 gigs"}, "executorMemory '2 gigs' is not a memory size"),
         ({"executorCores": -1}, "executorCores must be a whole number of at least 1, not -1"),
         ({"numExecutors": 0}, "numExecutors must be a whole number of at least 1, not 0"),
+        ({"driverCores": 2**70}, f"driverCores must be at most 2147483647, not {2**70}"),
         ({"conf": {"spark sql": "1"}}, "conf key 'spark sql' is not a Spark configuration name"),
         ({"name": "123"}, "name must be 1 to 255 characters and not only digits"),
         ({"proxyUser": "root"}, "proxyUser 'root' is not you"),
