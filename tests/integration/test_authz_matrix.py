@@ -117,7 +117,7 @@ def app_routes() -> list[tuple[str, str]]:
         methods = set(route.methods or {"*"})  # a mount or websocket has no methods: it needs an entry too
         if "GET" in methods:
             methods.discard("HEAD")
-        found += [(method, str(route.path)) for method in sorted(methods)]
+        found += [(method, str(route.path_format)) for method in sorted(methods)]  # {id:int} shown as {id}
     return found
 
 

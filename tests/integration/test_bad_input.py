@@ -194,6 +194,7 @@ def test_offsets_past_every_row_give_an_empty_page(api: TestClient, uploaded: st
         ("PUT", "/api/v1/batches/1", "DELETE, GET"),
         ("POST", "/livy/sessions/1", "DELETE, GET"),
         ("DELETE", "/healthz", "GET"),
+        ("PATCH", "/api/v1/users/me", "GET"),  # not PATCH /users/{user_id} with the id "me"
     ],
 )
 def test_a_wrong_method_is_405_naming_every_method_of_the_resource(
