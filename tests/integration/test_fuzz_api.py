@@ -2,7 +2,7 @@
 
 A small, deterministic budget that fits the suite; `scripts/fuzz` runs thousands of random cases against a
 running server. Alice first makes a batch, an idle session with a statement and a token, so small generated
-ids reach live things. The checks are in tests/fuzz/checks.py. Every operation gets valid (positive) and
+ids reach live things. The checks are in tests/fuzz/schemathesis.toml. Every operation gets valid (positive) and
 invalid (negative) cases; all failures are collected and reported together, one per operation and mode.
 
 The cases are drawn with Hypothesis from each operation's strategy rather than by schemathesis' pytest
@@ -47,7 +47,7 @@ def hypothesis_home(tmp_path: Path) -> Iterator[None]:
 @pytest.mark.usefixtures("hypothesis_home")
 def test_api_answers_every_generated_request_well(api: TestClient, ctx: Context) -> None:
     make_owned(api, ctx)
-    config = schemathesis.Config.from_dict(checks.config())
+    config = schemathesis.Config.from_path(checks.CONFIG)
     schema = schemathesis.openapi.from_asgi("/openapi.json", api.app, config=config)
     settings = hypothesis.settings(
         max_examples=EXAMPLES,
