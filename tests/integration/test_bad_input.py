@@ -24,6 +24,7 @@ def batch_count(ctx: Context) -> int:
         ({"executorMemory": "2 gigs"}, "executorMemory '2 gigs' is not a memory size"),
         ({"executorCores": -1}, "executorCores must be a whole number of at least 1, not -1"),
         ({"numExecutors": 0}, "numExecutors must be a whole number of at least 1, not 0"),
+        ({"driverCores": 2**70}, f"driverCores must be at most 2147483647, not {2**70}"),
         ({"conf": {"spark sql": "1"}}, "conf key 'spark sql' is not a Spark configuration name"),
         ({"name": "123"}, "name must be 1 to 255 characters and not only digits"),
         ({"proxyUser": "root"}, "proxyUser 'root' is not you"),
@@ -141,3 +142,64 @@ def test_health_needs_no_login_but_everything_else_does(api: TestClient) -> None
 def test_unknown_route_is_json_404(api: TestClient) -> None:
     response = api.get("/api/v1/nothing-here", headers=ALICE)
     assert response.status_code == 404 and response.json() == {"detail": "Not Found"}
+
+
+BEYOND_INT64 = 2**70
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", f"/api/v1/batches/{BEYOND_INT64}"),
+        ("DELETE", f"/api/v1/batches/{BEYOND_INT64}"),
+        ("GET", f"/api/v1/sessions/{BEYOND_INT64}/events"),
+        ("GET", f"/livy/batches/{BEYOND_INT64}/state"),
+        ("GET", f"/livy/sessions/{BEYOND_INT64}"),
+        ("DELETE", f"/api/v1/tokens/{BEYOND_INT64}"),
+        ("GET", "/livy/batches/²"),  # str.isdigit() is true of it, int() is not: a name, found by none
+        # more digits than Python's int() converts from a string
+        pytest.param("GET", "/livy/sessions/" + "9" * 5000, id="GET-/livy/sessions/<5000 digits>"),
+    ],
+)
+def test_ids_no_row_can_have_are_404_not_500(api: TestClient, method: str, path: str) -> None:
+    response = api.request(method, path, headers=ALICE)
+    assert response.status_code == 404, response.text
+    assert response.json().get("msg" if path.startswith("/livy") else "detail")
+
+
+def test_a_statement_number_no_row_can_have_is_404(api: TestClient, ctx: Context) -> None:
+    from tests.integration.resources import make_owned
+
+    owned = make_owned(api, ctx)
+    response = api.get(f"/api/v1/sessions/{owned.session_id}/statements/{BEYOND_INT64}", headers=ALICE)
+    assert response.status_code == 404 and response.json() == {"detail": "Statement not found"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/livy/batches?from={n}", "/livy/sessions?from={n}", "/api/v1/batches?offset={n}", "/api/v1/sessions?offset={n}"],
+)
+def test_offsets_past_every_row_give_an_empty_page(api: TestClient, uploaded: str, path: str) -> None:
+    api.post("/livy/batches", headers=ALICE, json={"file": uploaded})
+    response = api.get(path.format(n=BEYOND_INT64), headers=ALICE)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body.get("sessions", body.get("items")) == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/api/v1/batches", "GET, POST"),
+        ("PUT", "/api/v1/batches/1", "DELETE, GET"),
+        ("POST", "/livy/sessions/1", "DELETE, GET"),
+        ("DELETE", "/healthz", "GET"),
+        ("PATCH", "/api/v1/users/me", "GET"),  # not PATCH /users/{user_id} with the id "me"
+    ],
+)
+def test_a_wrong_method_is_405_naming_every_method_of_the_resource(
+    api: TestClient, method: str, path: str, allow: str
+) -> None:
+    response = api.request(method, path, headers=ALICE)
+    assert response.status_code == 405 and response.headers["allow"] == allow
+    assert response.json().get("msg" if path.startswith("/livy") else "detail") == "Method Not Allowed"

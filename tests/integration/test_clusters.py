@@ -357,3 +357,12 @@ def test_cleanup_skips_cluster_providers_that_are_known_but_not_configured(
         uow.clusters.set_fields(row, state="TERMINATED")
     assert cleanup.run_cleanup(ctx).orphan_clusters_stopped == 1  # the ec2 provider was never built
     assert fake_clusters.live(uid) == []
+
+
+def test_an_id_beyond_64_bits_is_404_not_a_server_error(api: TestClient) -> None:
+    """Found by the fuzzer: SQLite's driver raised OverflowError on such an id."""
+    huge = 2**70
+    assert api.get(f"{URL}/{huge}", headers=ALICE).status_code == 404
+    assert api.post(f"{URL}/{huge}/resize", headers=ALICE, json={"num_workers": 1}).status_code == 404
+    assert api.get(f"{URL}/{huge}/events", headers=ALICE, params={"offset": 2**70}).status_code == 404
+    assert api.get(URL, headers=ALICE, params={"offset": 2**70}).json()["items"] == []

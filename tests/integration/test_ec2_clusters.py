@@ -39,11 +39,15 @@ pytestmark = pytest.mark.moto
 ALICE = basic("alice", "alice-password")
 URL = "/api/v1/clusters"
 PUBLIC_URL = "https://sparkplane.example.test"
+ACCOUNT = "555566667777"  # the customer of this module (the provider and trust tests use others)
 
 
 @pytest.fixture(scope="module")
 def customer(moto: MotoServer):  # type: ignore[no-untyped-def]
-    return make_customer(moto, principal=f"arn:aws:iam::{CONTROL_PLANE_ACCOUNT}:role/sparkplane-control-plane")
+    # An account of its own: the provider tests make the same role names in the default customer account.
+    return make_customer(
+        moto, principal=f"arn:aws:iam::{CONTROL_PLANE_ACCOUNT}:role/sparkplane-control-plane", account=ACCOUNT
+    )
 
 
 @pytest.fixture
@@ -70,7 +74,7 @@ def instances(moto: MotoServer, uid: str, *, live: bool = True) -> dict[str, dic
     filters = [{"Name": "tag:sparkplane:cluster", "Values": [uid]}]
     if live:
         filters.append({"Name": "instance-state-name", "Values": ["pending", "running"]})
-    found = admin(moto, "ec2").describe_instances(Filters=filters)["Reservations"]
+    found = admin(moto, "ec2", ACCOUNT).describe_instances(Filters=filters)["Reservations"]
     return {
         next(t["Value"] for t in i["Tags"] if t["Key"] == "sparkplane:node"): i for r in found for i in r["Instances"]
     }
@@ -78,7 +82,7 @@ def instances(moto: MotoServer, uid: str, *, live: bool = True) -> dict[str, dic
 
 def bootstrap_values(moto: MotoServer, instance_id: str) -> dict[str, str]:
     """The rendered values at the top of the instance's bootstrap script (shell-quoted assignments)."""
-    raw = admin(moto, "ec2").describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+    raw = admin(moto, "ec2", ACCOUNT).describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
     script = base64.b64decode(raw["UserData"]["Value"]).decode()
     return {name: value.strip("'") for name, value in re.findall(r"^(SP_[A-Z_]+)=('[^']*'|\S+)$", script, re.M)}
 

@@ -68,3 +68,13 @@ def test_openapi_documents_both_faces(api: TestClient) -> None:
         "/livy/batches/{batch_id}/log",
     ):
         assert path in paths
+
+
+def test_openapi_documents_the_errors_each_face_sends(api: TestClient) -> None:
+    spec = api.get("/openapi.json").json()
+    assert "HTTPValidationError" not in spec["components"]["schemas"]  # never sent: validation errors are 400s
+    for path, model in (("/api/v1/batches", "NativeError"), ("/livy/batches", "LivyError")):
+        responses = spec["paths"][path]["post"]["responses"]
+        assert "422" not in responses
+        for status in ("4XX", "5XX"):
+            assert responses[status]["content"]["application/json"]["schema"]["$ref"].endswith(f"/{model}")

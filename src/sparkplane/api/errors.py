@@ -1,5 +1,6 @@
 """Every error is JSON with a message a person can act on. Livy's face answers `{"msg": …}` as Livy does;
-the native face answers `{"detail": …}` as FastAPI does. Nothing here ever returns a stack trace."""
+the native face answers `{"detail": …}` as FastAPI does. Nothing here ever returns a stack trace.
+NATIVE_ERRORS and LIVY_ERRORS document those shapes in /openapi.json for the routers that answer them."""
 
 from __future__ import annotations
 
@@ -10,12 +11,40 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
 from sparkplane.domain.errors import SparkplaneError
 
 log = logging.getLogger(__name__)
+
+
+class NativeError(BaseModel):
+    detail: str = Field(description="What went wrong, in words a person can act on")
+
+
+class LivyError(BaseModel):
+    msg: str = Field(description="What went wrong, in words a person can act on (Livy's ResponseMessage)")
+
+
+def _documented(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    # Ranges rather than one entry per status: which 4xx a route can answer is in the description of the
+    # domain errors (domain/errors.py). Declaring 4XX also stops FastAPI from documenting its own 422
+    # validation body, which this API never sends: a request that fails validation gets a 400 like this one.
+    return {
+        "4XX": {
+            "model": model,
+            "description": "400 invalid request, 401 not signed in, 403 not allowed, 404 not found (or not "
+            "yours), 409 not possible in the current state, 413 too large, 422 the backend cannot do it",
+        },
+        "5XX": {"model": model, "description": "500 internal error, 503 a dependency is unavailable right now"},
+    }
+
+
+NATIVE_ERRORS = _documented(NativeError)
+LIVY_ERRORS = _documented(LivyError)
 
 
 def error_response(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -40,6 +69,16 @@ def describe_validation(errors: Sequence[Any]) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route serves at this path, as a 405's Allow header must list (RFC 9110 §15.5.6)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= set(route.methods or ())
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(SparkplaneError)
     async def _domain(request: Request, exc: SparkplaneError) -> JSONResponse:
@@ -53,7 +92,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
-        return error_response(request, exc.status_code, message, dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route whose path matched; the resource has all of them.
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope["path"]))
+        return error_response(request, exc.status_code, message, headers)
 
     @app.exception_handler(OperationalError)
     async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:

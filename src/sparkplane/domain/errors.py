@@ -3,7 +3,7 @@
 SparkplaneError
 ├── InvalidInput        400  the request is wrong; the message says what to change
 ├── Unauthenticated     401  no or bad credentials
-├── Forbidden           403  authenticated, but not allowed (admin-only actions)
+├── Forbidden           403  authenticated, but not allowed (admin-only actions, code in a session not yours)
 ├── NotFound            404  absent, or owned by someone else (never says which)
 ├── Conflict            409  the resource's state does not allow it now
 ├── Unsupported         422  the backend lacks the capability

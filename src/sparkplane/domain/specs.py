@@ -11,6 +11,9 @@ from sparkplane.domain.errors import InvalidInput
 # Spark's own size syntax (JavaUtils.byteStringAs): a number and an optional unit, b k m g t p, with an optional "b".
 _MEMORY = re.compile(r"^\d+(?:[kmgtp]b?|b)?$", re.IGNORECASE)
 _CONF_KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
+# Livy's numeric request fields are Java ints (CreateInteractiveRequest.scala, CreateBatchRequest.scala), and
+# sessions keep their timeouts as whole seconds in 32-bit columns: a larger number is refused, as Livy does.
+INT32_MAX = 2**31 - 1
 
 
 def check_memory(field_name: str, value: str | None) -> str | None:
@@ -26,6 +29,8 @@ def check_positive(field_name: str, value: int | None) -> int | None:
         return None
     if value < 1:
         raise InvalidInput(f"{field_name} must be a whole number of at least 1, not {value}")
+    if value > INT32_MAX:
+        raise InvalidInput(f"{field_name} must be at most {INT32_MAX}, not {value}")
     return value
 
 
@@ -179,4 +184,9 @@ def parse_duration(field_name: str, value: str | None) -> float | None:
     match = _DURATION.match(value)
     if not match:
         raise InvalidInput(f"{field_name} '{value}' is not a duration; use a number with a unit, such as 30m, 8h or 1d")
-    return int(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "ms").lower()]
+    digits = match.group(1).lstrip("0") or "0"
+    # Twenty digits are more than INT32_MAX seconds in any unit; more would not even convert (or fit a float).
+    seconds = int(digits) * _UNIT_SECONDS[(match.group(2) or "ms").lower()] if len(digits) <= 20 else float("inf")
+    if seconds > INT32_MAX:
+        raise InvalidInput(f"{field_name} '{value}' is longer than {INT32_MAX} seconds (about 68 years)")
+    return seconds

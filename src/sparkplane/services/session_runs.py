@@ -207,7 +207,10 @@ def watcher_pass(ctx: Context) -> int:
             reconcile(ctx, session_id)
         except Exception:  # one bad session never stops the loop
             log.exception("session %s: reconcile failed; will retry", session_id)
-    for name in ctx.backends.session_names():
+    # Only the backend new sessions go to keeps warm agents: another enabled one would start Spark drivers
+    # that no session can claim (with SPARKPLANE_BACKEND=fake, local JVMs nobody asked for).
+    name = ctx.settings.backend
+    if name in ctx.backends.session_names():
         refill = getattr(ctx.backends.session(name), "refill_pool", None)
         if refill is not None:
             try:

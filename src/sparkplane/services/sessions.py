@@ -13,6 +13,7 @@ from sparkplane.db.models import Session
 from sparkplane.db.uow import UnitOfWork
 from sparkplane.domain.errors import Conflict, InvalidInput, NotFound
 from sparkplane.domain.specs import (
+    INT32_MAX,
     SESSION_KINDS,
     Resources,
     SessionSpec,
@@ -109,6 +110,8 @@ def _validated(ctx: Context, principal: Principal, req: SessionRequest) -> dict[
         raise InvalidInput(f"proxyUser '{req.proxyUser}' is not you; only admins may start sessions as another user")
     if req.heartbeatTimeoutInSecond < 0:
         raise InvalidInput("heartbeatTimeoutInSecond must not be negative")
+    if req.heartbeatTimeoutInSecond > INT32_MAX:
+        raise InvalidInput(f"heartbeatTimeoutInSecond must be at most {INT32_MAX}, not {req.heartbeatTimeoutInSecond}")
     data = asdict(req)
     data["kind"] = normalize_kind(req.kind, default="shared", allowed=SESSION_KINDS, what="kind")
     data["conf"] = check_conf(req.conf)

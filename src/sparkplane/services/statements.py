@@ -15,7 +15,7 @@ from typing import Any
 from sparkplane.backends.base import BackendError, Handle, StatementObservation, TransientBackendError
 from sparkplane.db.models import Session, Statement
 from sparkplane.db.uow import UnitOfWork
-from sparkplane.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
+from sparkplane.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from sparkplane.domain.specs import STATEMENT_KINDS, normalize_kind
 from sparkplane.domain.states import SESSION_TERMINAL, STATEMENT_TERMINAL, SessionState, StatementState
 from sparkplane.services import sessions
@@ -59,12 +59,20 @@ def _live_session(uow: UnitOfWork, ctx: Context, principal: Principal, ref: str 
     return row
 
 
+def _require_owner(row: Session, principal: Principal, ref: str | int) -> None:
+    """Code runs with the owner's data credentials (they are in the session's Spark configuration), so only
+    the owner runs or completes code; admins read and stop anyone's session, as with the Spark Connect URL."""
+    if row.owner_id != principal.user_id:
+        raise Forbidden(f"only the owner of session '{ref}' can run code in it; admins can read and stop it")
+
+
 def submit(ctx: Context, principal: Principal, ref: str | int, code: str, kind: str | None) -> StatementView:
     if len(code.encode()) > MAX_CODE_BYTES:
         raise InvalidInput(f"code is larger than {MAX_CODE_BYTES} bytes")
     now = ctx.clock.now()
     with ctx.db.uow() as uow:
         row = _live_session(uow, ctx, principal, ref)
+        _require_owner(row, principal, ref)
         if row.state in SESSION_TERMINAL or row.state == SessionState.SHUTTING_DOWN:
             raise Conflict(f"Session '{ref}' is {row.state}: start a new session to run code")
         if kind is None and row.kind == "shared":
@@ -202,6 +210,7 @@ def completion(
 ) -> list[str]:
     with ctx.db.uow() as uow:
         session = _live_session(uow, ctx, principal, ref)
+        _require_owner(session, principal, ref)
         statement_kind = normalize_kind(
             kind, default="pyspark" if session.kind == "shared" else session.kind, allowed=STATEMENT_KINDS, what="kind"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, File, UploadFile
 
 from sparkplane.api.deps import CtxDep, PrincipalDep
+from sparkplane.api.errors import NATIVE_ERRORS
 from sparkplane.api.schemas import (
     FileUploaded,
     Token,
@@ -16,7 +17,7 @@ from sparkplane.api.schemas import (
 )
 from sparkplane.services import files, users
 
-router = APIRouter(prefix="/api/v1", tags=["accounts"])
+router = APIRouter(prefix="/api/v1", tags=["accounts"], responses=NATIVE_ERRORS)
 
 
 @router.get("/users/me", response_model=User)
@@ -39,7 +40,8 @@ def create_user(body: UserCreate, ctx: CtxDep, principal: PrincipalDep) -> User:
     return User(**vars_of(users.create_user(ctx, principal, body.username, body.password, body.role)))
 
 
-@router.patch("/users/{user_id}", response_model=User)
+# The int convertor keeps "me" from matching: PATCH /users/me is then a 405, not a 400 about "me" as an id.
+@router.patch("/users/{user_id:int}", response_model=User)
 def update_user(user_id: int, body: UserUpdate, ctx: CtxDep, principal: PrincipalDep) -> User:
     info = users.update_user(ctx, principal, user_id, role=body.role, is_active=body.is_active, password=body.password)
     return User(**vars_of(info))

@@ -7,9 +7,10 @@ from fastapi import APIRouter, Response
 
 from sparkplane.api.credential_schemas import Credential, CredentialCreate, CredentialSummary
 from sparkplane.api.deps import CtxDep, PrincipalDep
+from sparkplane.api.errors import NATIVE_ERRORS
 from sparkplane.services import credentials
 
-router = APIRouter(prefix="/api/v1/credentials", tags=["credentials"])
+router = APIRouter(prefix="/api/v1/credentials", tags=["credentials"], responses=NATIVE_ERRORS)
 
 
 @router.post("", status_code=201, response_model=Credential)

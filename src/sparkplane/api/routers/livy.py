@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response
 
 from sparkplane import __version__
 from sparkplane.api.deps import CtxDep, PrincipalDep
+from sparkplane.api.errors import LIVY_ERRORS
 from sparkplane.api.schemas import (
     BatchSubmit,
     LivyAppInfo,
@@ -25,7 +26,7 @@ from sparkplane.services.batches import BatchView
 from sparkplane.services.context import Context
 from sparkplane.services.principal import Principal
 
-router = APIRouter(prefix="/livy", tags=["livy"])
+router = APIRouter(prefix="/livy", tags=["livy"], responses=LIVY_ERRORS)
 EMBEDDED_LOG_LINES = 10  # Livy embeds the last 10 log lines in a session or batch view
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 
 from sparkplane.api.deps import CtxDep, PrincipalDep
+from sparkplane.api.errors import LIVY_ERRORS
 from sparkplane.api.routers.livy import EMBEDDED_LOG_LINES
 from sparkplane.api.schemas import LivyLog, LivyMessage, LivyState
 from sparkplane.api.session_schemas import (
@@ -28,7 +29,7 @@ from sparkplane.services.context import Context
 from sparkplane.services.principal import Principal
 from sparkplane.services.sessions import SessionView
 
-router = APIRouter(prefix="/livy/sessions", tags=["livy"])
+router = APIRouter(prefix="/livy/sessions", tags=["livy"], responses=LIVY_ERRORS)
 
 
 def _livy(ctx: Context, principal: Principal, view: SessionView) -> LivySession:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 
 from sparkplane.api.deps import CtxDep, PrincipalDep
+from sparkplane.api.errors import NATIVE_ERRORS
 from sparkplane.api.schemas import Batch, BatchPage, BatchSubmit, Event, LogLines
 from sparkplane.services import batches
 
-router = APIRouter(prefix="/api/v1/batches", tags=["batches"])
+router = APIRouter(prefix="/api/v1/batches", tags=["batches"], responses=NATIVE_ERRORS)
 
 
 @router.post("", status_code=201, response_model=Batch)

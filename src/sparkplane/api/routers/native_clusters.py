@@ -17,11 +17,12 @@ from sparkplane.api.cluster_schemas import (
     NodeType,
 )
 from sparkplane.api.deps import CtxDep, PrincipalDep
+from sparkplane.api.errors import NATIVE_ERRORS
 from sparkplane.domain.clusters import NODE_TYPES
 from sparkplane.domain.errors import Unauthenticated
 from sparkplane.services import cluster_nodes, clusters
 
-router = APIRouter(prefix="/api/v1/clusters", tags=["clusters"])
+router = APIRouter(prefix="/api/v1/clusters", tags=["clusters"], responses=NATIVE_ERRORS)
 
 
 @router.post("", status_code=201, response_model=Cluster)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 
 from sparkplane.api.deps import CtxDep, PrincipalDep
+from sparkplane.api.errors import NATIVE_ERRORS
 from sparkplane.api.schemas import Event, LogLines
 from sparkplane.api.session_schemas import (
     Candidates,
@@ -18,7 +19,7 @@ from sparkplane.api.session_schemas import (
 )
 from sparkplane.services import sessions, statements
 
-router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
+router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"], responses=NATIVE_ERRORS)
 
 
 @router.post("", status_code=201, response_model=NativeSession)

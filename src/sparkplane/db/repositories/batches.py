@@ -8,6 +8,7 @@ from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from sparkplane.db.models import Batch, StateEvent
+from sparkplane.db.repositories import _ids
 from sparkplane.db.repositories.transitions import record_creation, transition
 from sparkplane.domain.states import BATCH_TERMINAL, BATCH_TRANSITIONS, BatchState
 
@@ -25,6 +26,8 @@ class BatchRepository:
         return batch
 
     def get(self, batch_id: int, *, for_update: bool = False, skip_locked: bool = False) -> Batch | None:
+        if not _ids.storable(batch_id):
+            return None
         query = select(Batch).where(Batch.id == batch_id)
         if for_update:
             query = query.with_for_update(skip_locked=skip_locked)
@@ -37,8 +40,8 @@ class BatchRepository:
     def find(self, ref: str, owner_id: int | None) -> Batch | None:
         """By id, or by name (Livy lets a non-numeric path segment name the batch); newest first."""
         query = self.visible(owner_id)
-        if ref.isdigit():
-            return self.db.scalar(query.where(Batch.id == int(ref)))
+        if (batch_id := _ids.id_in_ref(ref)) is not None:
+            return self.db.scalar(query.where(Batch.id == batch_id))
         return self.db.scalar(query.where(Batch.name == ref).order_by(Batch.id.desc()).limit(1))
 
     def page(
@@ -48,7 +51,7 @@ class BatchRepository:
         if state is not None:
             query = query.where(Batch.state == state)
         total = int(self.db.scalar(select(func.count()).select_from(query.subquery())) or 0)
-        rows = self.db.scalars(query.order_by(Batch.id).offset(offset).limit(limit)).all()
+        rows = self.db.scalars(query.order_by(Batch.id).offset(_ids.offset(offset)).limit(limit)).all()
         return rows, total
 
     def transition(

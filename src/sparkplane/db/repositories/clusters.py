@@ -8,6 +8,7 @@ from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from sparkplane.db.models import Batch, Cluster, ClusterEvent, Session
+from sparkplane.db.repositories import _ids
 from sparkplane.db.repositories.batches import ACTIVE_BATCH
 from sparkplane.db.repositories.sessions import ACTIVE_SESSION
 from sparkplane.db.repositories.transitions import record_creation, transition
@@ -28,6 +29,8 @@ class ClusterRepository:
         return cluster
 
     def get(self, cluster_id: int, *, for_update: bool = False) -> Cluster | None:
+        if not _ids.storable(cluster_id):
+            return None
         query = select(Cluster).where(Cluster.id == cluster_id)
         if for_update:
             query = query.with_for_update()
@@ -41,6 +44,8 @@ class ClusterRepository:
         return query if owner_id is None else query.where(Cluster.owner_id == owner_id)
 
     def find(self, cluster_id: int, owner_id: int | None) -> Cluster | None:
+        if not _ids.storable(cluster_id):
+            return None
         return self.db.scalar(self.visible(owner_id).where(Cluster.id == cluster_id))
 
     def page(
@@ -50,7 +55,7 @@ class ClusterRepository:
         if state is not None:
             query = query.where(Cluster.state == state)
         total = int(self.db.scalar(select(func.count()).select_from(query.subquery())) or 0)
-        return self.db.scalars(query.order_by(Cluster.id).offset(offset).limit(limit)).all(), total
+        return self.db.scalars(query.order_by(Cluster.id).offset(_ids.offset(offset)).limit(limit)).all(), total
 
     def transition(
         self,
@@ -186,7 +191,7 @@ class ClusterRepository:
             query = query.where(ClusterEvent.type.in_(list(types)))
         total = int(self.db.scalar(select(func.count()).select_from(query.subquery())) or 0)
         order = ClusterEvent.id.desc() if descending else ClusterEvent.id
-        return self.db.scalars(query.order_by(order).offset(offset).limit(limit)).all(), total
+        return self.db.scalars(query.order_by(order).offset(_ids.offset(offset)).limit(limit)).all(), total
 
     def delete(self, row: Cluster) -> None:
         self.db.delete(row)

@@ -8,6 +8,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from sparkplane.db.models import Session, StateEvent, Statement
+from sparkplane.db.repositories import _ids
 from sparkplane.db.repositories.transitions import record_creation, transition
 from sparkplane.domain.states import (
     SESSION_TERMINAL,
@@ -33,6 +34,8 @@ class SessionRepository:
         return session
 
     def get(self, session_id: int, *, for_update: bool = False, skip_locked: bool = False) -> Session | None:
+        if not _ids.storable(session_id):
+            return None
         query = select(Session).where(Session.id == session_id)
         if for_update:
             query = query.with_for_update(skip_locked=skip_locked)
@@ -45,8 +48,8 @@ class SessionRepository:
     def find(self, ref: str, owner_id: int | None) -> Session | None:
         """By id, or by name (Livy, LIVY-41): a non-numeric path segment names the session; newest first."""
         query = self.visible(owner_id)
-        if ref.isdigit():
-            return self.db.scalar(query.where(Session.id == int(ref)))
+        if (session_id := _ids.id_in_ref(ref)) is not None:
+            return self.db.scalar(query.where(Session.id == session_id))
         return self.db.scalar(query.where(Session.name == ref).order_by(Session.id.desc()).limit(1))
 
     def active_named(self, owner_id: int, name: str) -> Session | None:
@@ -62,7 +65,7 @@ class SessionRepository:
         if state is not None:
             query = query.where(Session.state == state)
         total = int(self.db.scalar(select(func.count()).select_from(query.subquery())) or 0)
-        return self.db.scalars(query.order_by(Session.id).offset(offset).limit(limit)).all(), total
+        return self.db.scalars(query.order_by(Session.id).offset(_ids.offset(offset)).limit(limit)).all(), total
 
     def transition(
         self,
@@ -163,6 +166,8 @@ class StatementRepository:
         return statement
 
     def get(self, session_id: int, number: int, *, for_update: bool = False) -> Statement | None:
+        if not (_ids.storable(session_id) and _ids.storable(number)):
+            return None
         query = select(Statement).where(Statement.session_id == session_id, Statement.number == number)
         if for_update:
             query = query.with_for_update()
@@ -174,7 +179,7 @@ class StatementRepository:
         query = select(Statement).where(Statement.session_id == session_id)
         total = int(self.db.scalar(select(func.count()).select_from(query.subquery())) or 0)
         order = Statement.number.desc() if descending else Statement.number
-        return self.db.scalars(query.order_by(order).offset(offset).limit(limit)).all(), total
+        return self.db.scalars(query.order_by(order).offset(_ids.offset(offset)).limit(limit)).all(), total
 
     def unfinished(self, session_id: int) -> Sequence[Statement]:
         query = (

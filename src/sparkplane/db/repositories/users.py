@@ -7,6 +7,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from sparkplane.db.models import ApiToken, User
+from sparkplane.db.repositories import _ids
 
 
 class UserRepository:
@@ -14,7 +15,7 @@ class UserRepository:
         self.db = db
 
     def get(self, user_id: int) -> User | None:
-        return self.db.get(User, user_id)
+        return self.db.get(User, user_id) if _ids.storable(user_id) else None
 
     def by_username(self, username: str) -> User | None:
         return self.db.scalar(select(User).where(User.username == username))
@@ -44,7 +45,7 @@ class TokenRepository:
         return self.db.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
 
     def get(self, token_id: int) -> ApiToken | None:
-        return self.db.get(ApiToken, token_id)
+        return self.db.get(ApiToken, token_id) if _ids.storable(token_id) else None
 
     def list_for(self, user_id: int | None) -> Sequence[ApiToken]:
         query = select(ApiToken).order_by(ApiToken.id)
