@@ -167,6 +167,12 @@ def parse_node_key(key: str) -> NodeKey | None:
     return NodeKey(match.group("uid"), int(match.group("gen")), role, int(match.group("index") or 0))
 
 
+def generation_of(key: str) -> int:
+    """The generation a node key belongs to; -1 for a key that names no node (older than any generation)."""
+    parsed = parse_node_key(key)
+    return parsed.generation if parsed else -1
+
+
 def cluster_uid_of(key: str) -> str | None:
     parsed = parse_node_key(key)
     return parsed.cluster_uid if parsed else None

@@ -24,7 +24,7 @@ from sparkplane.backends.clusters import (
     Node,
     NodeRole,
     NodeState,
-    parse_node_key,
+    generation_of,
 )
 from sparkplane.domain.clusters import Capacity
 
@@ -132,7 +132,7 @@ class FakeClusterProvider:
                 for i, n in enumerate(sorted(nodes, key=lambda n: n.key))
                 if n.role is NodeRole.WORKER and n.state == NodeState.RUNNING
             )
-            master = max(masters, key=lambda n: _generation(n.key))
+            master = max(masters, key=lambda n: generation_of(n.key))
             return MasterStatus(
                 master_url=f"spark://fake-{master.key}:7077",
                 ui_url=f"http://fake-{master.key}:8080",
@@ -160,8 +160,3 @@ class FakeClusterProvider:
     @staticmethod
     def _view(node: FakeNode) -> Node:
         return Node(node.key, node.role, node.state, node.state.value, f"fake:{node.key}", host="fake")
-
-
-def _generation(key: str) -> int:
-    parsed = parse_node_key(key)
-    return parsed.generation if parsed else -1

@@ -30,6 +30,7 @@ from sparkplane.backends.clusters import (
     Node,
     NodeRole,
     NodeState,
+    generation_of,
     node_key,
     parse_master_json,
     parse_node_key,
@@ -120,13 +121,13 @@ def _converge(ctx: Context, cluster_id: int) -> None:
         report_token=row.report_token if provider.pushes_status else None,
     )
     nodes = provider.nodes(row.uid)
-    current = [n for n in nodes if _generation(n) == row.generation]
+    current = [n for n in nodes if generation_of(n.key) == row.generation]
     alive = [n for n in current if n.state != NodeState.GONE]
     if row.state == C.TERMINATING:
         _wind_down(ctx, provider, row, [n for n in nodes if n.state != NodeState.GONE])
         return
     grace = dt.timedelta(seconds=ctx.settings.cancel_grace_seconds)
-    for stale in (n for n in nodes if _generation(n) != row.generation and n.state != NodeState.GONE):
+    for stale in (n for n in nodes if generation_of(n.key) != row.generation and n.state != NodeState.GONE):
         provider.stop_node(row.uid, stale.key, grace=grace)  # from before a restart or start
     if row.state == C.ERROR:
         return  # a user restarts or terminates it; nothing grows back on its own
@@ -155,11 +156,6 @@ def _converge(ctx: Context, cluster_id: int) -> None:
     _match_count(ctx, provider, launch, row, status, [w for w in workers if w.key not in removed], target)
     _settle(ctx, row, status, target)
     _auto_terminate(ctx, row)
-
-
-def _generation(node: Node) -> int:
-    parsed = parse_node_key(node.key)
-    return parsed.generation if parsed else -1
 
 
 def _master_status(provider: ClusterProvider, row: _Row, nodes: Sequence[Node]) -> MasterStatus | None:
@@ -291,9 +287,9 @@ def _index(node: Node) -> int:
 
 def _settle(ctx: Context, row: _Row, status: MasterStatus, target: int) -> None:
     """PENDING, RESTARTING and RESIZING end in RUNNING when the master lists exactly the target workers."""
-    registered = [w for w in status.alive_workers() if w.node_key is not None and _gen_of(w.node_key) == row.generation]
     if row.state not in _SETTLING:
         return
+    registered = [w for w in status.alive_workers() if w.node_key and generation_of(w.node_key) == row.generation]
     if len(registered) != target:
         _check_start_timeout(ctx, row)
         return
@@ -313,11 +309,6 @@ def _settle(ctx: Context, row: _Row, status: MasterStatus, target: int) -> None:
         for batch_id in uow.clusters.waiting_batch_ids(row.id):
             entries.append(dispatch.enqueue(uow, ctx, dispatch.LAUNCH_BATCH, batch_id))
     dispatch.publish(ctx, entries)
-
-
-def _gen_of(key: str) -> int:
-    parsed = parse_node_key(key)
-    return parsed.generation if parsed else -1
 
 
 def _check_start_timeout(ctx: Context, row: _Row) -> None:

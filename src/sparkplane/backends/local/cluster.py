@@ -33,6 +33,7 @@ from sparkplane.backends.clusters import (
     Node,
     NodeRole,
     NodeState,
+    generation_of,
     parse_master_json,
     parse_node_key,
 )
@@ -168,7 +169,7 @@ class LocalClusterProvider:
         masters = [n for n in self.nodes(cluster_uid) if n.role is NodeRole.MASTER and n.state is NodeState.RUNNING]
         if not masters:
             return None
-        master = max(masters, key=lambda n: _generation(n.key))
+        master = max(masters, key=lambda n: generation_of(n.key))
         ports = _ports(self._root / master.key)
         if ports is None:
             return None
@@ -262,11 +263,6 @@ def _ports(run_dir: Path) -> dict[str, int] | None:
     if not data or "rpc" not in data or "ui" not in data:
         return None
     return {"rpc": int(data["rpc"]), "ui": int(data["ui"])}
-
-
-def _generation(key: str) -> int:
-    parsed = parse_node_key(key)
-    return parsed.generation if parsed else -1
 
 
 def _free_port() -> int:
