@@ -65,7 +65,8 @@ def sparkplane_up(data_dir: Path, password: str, extra_env: dict[str, str] | Non
             except httpx.HTTPError:
                 pass
             if process.poll() is not None:
-                raise RuntimeError(f"sparkplane up exited; see {data_dir / 'up.log'}")
+                tail = (data_dir / "up.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"sparkplane up exited with {process.returncode}:\n{tail}")
             time.sleep(0.2)
         else:
             raise RuntimeError("sparkplane up did not become ready")

@@ -150,6 +150,9 @@ def main() -> None:
                 warm.append(elapsed)
                 http.delete(f"/api/v1/sessions/{session_id}")
             for _ in range(args.starts):
+                # As the bare baseline: nothing else starting (the pool refills after each warm claim).
+                while not pool_ready(data_dir):
+                    time.sleep(0.2)
                 session_id, elapsed = create_to_idle(http, {"kind": "pyspark", "driverMemory": "1g"})
                 cold.append(elapsed)
                 http.delete(f"/api/v1/sessions/{session_id}")
@@ -215,10 +218,13 @@ def main() -> None:
 def idle_agent_memory(data_dir: Path) -> int:
     import json
 
+    # Folders of the sessions ended earlier in the run are still there (with their logs): take the live one.
     for agent_file in (data_dir / "sessions").glob("*/agent.json"):
-        if agent_file.parent.name.startswith("pool-"):
+        if agent_file.parent.name.startswith("pool-") or (agent_file.parent / "exit.json").exists():
             continue
-        return tree_rss_kib(int(json.loads(agent_file.read_text())["pid"]))
+        pid = int(json.loads(agent_file.read_text())["pid"])
+        if Path(f"/proc/{pid}").exists():
+            return tree_rss_kib(pid)
     raise RuntimeError("no running agent found")
 
 

@@ -177,6 +177,12 @@ class Settings(BaseSettings):
     session_ttl_seconds: float | None = Field(
         default=None, description="A session older than this is stopped (per-session ttl); unset: no limit"
     )
+    statement_submit_wait_seconds: float = Field(
+        default=0.1,
+        ge=0,
+        le=5,
+        description="A new statement's POST waits this long for it to finish, so quick ones answer with output",
+    )
     agent_orphan_after_seconds: float = Field(
         default=600.0, description="An agent that hears nothing from the control plane this long stops itself"
     )

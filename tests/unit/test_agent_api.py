@@ -104,6 +104,9 @@ def test_kind_aliases_and_default(api: AgentAPI) -> None:
         {"id": -1, "code": "1"},
         {"id": 1},
         {"id": 1, "code": "1", "kind": "shared"},
+        {"id": 1, "code": "1", "wait": -1},
+        {"id": 1, "code": "1", "wait": 60},
+        {"id": 1, "code": "1", "wait": "soon"},
         ["not", "an", "object"],
     ],
 )

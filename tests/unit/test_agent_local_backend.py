@@ -24,7 +24,7 @@ from sparkplane.backends.local import LocalSessionBackend
 from sparkplane.backends.local import supervisor as sup
 from sparkplane.backends.local.agent_client import AgentClient
 from sparkplane.backends.local.agent_command import agent_argv, session_confs, write_secrets
-from sparkplane.backends.local.pool import CLAIM_FILE
+from sparkplane.backends.local.pool import CLAIM_FILE, POOL_DIR
 from sparkplane.backends.local.session import _STATE_MAP, map_state
 from sparkplane.domain.specs import Resources, SessionSpec
 from sparkplane.domain.states import Observed, StatementState
@@ -273,8 +273,14 @@ def test_lost_supervisor(backend: LocalSessionBackend, locks: list[int]) -> None
 def test_statements_over_http(backend: LocalSessionBackend, locks: list[int], agents: FakeAgents) -> None:
     fake_agent(backend.run_root / "s1", locks)
     session = handle(backend, "s1")
-    backend.submit_statement(session, 1, "1+1", "pyspark")
-    assert agents.requests[-1] == ("s1", "POST", "/statements", {"id": 1, "code": "1+1", "kind": "pyspark"})
+    submitted = backend.submit_statement(session, 1, "1+1", "pyspark", wait=0.1)
+    assert agents.requests[-1] == (
+        "s1",
+        "POST",
+        "/statements",
+        {"id": 1, "code": "1+1", "kind": "pyspark", "wait": 0.1},
+    )
+    assert submitted is not None and submitted.state == StatementState.WAITING  # what the agent answered
     observed = backend.observe_statement(session, 1)
     assert observed is not None
     assert (observed.state, observed.progress, observed.started_ms, observed.completed_ms) == (
@@ -329,3 +335,20 @@ def test_unclaimed_pool_agents_belong_to_no_session(backend: LocalSessionBackend
     obs = backend.observe(Handle("local", "s1", {"run_dir": str(backend.run_root / "s1")}))
     assert obs is not None and obs.state is Observed.IDLE
     assert backend.observe(Handle("local", "pool-orphan")) is not None  # cleanup can name it without extra
+
+
+def test_the_pool_waits_while_a_cold_session_starts(tmp_path: Path, locks: list[int], agents: FakeAgents) -> None:
+    """A refill's JVM would compete with the cold start someone is waiting for; it starts once that is ready."""
+    backend = LocalSessionBackend(
+        tmp_path / "runs", spark_home=tmp_path / "no-spark", pool_size=1, transport=httpx.MockTransport(agents)
+    )
+    launched: list[Path] = []
+    backend._pool._launch = launched.append
+    (backend.run_root / POOL_DIR).mkdir(parents=True)
+    cold = fake_agent(backend.run_root / "s1", locks, ready=False)
+    backend.refill_pool()
+    assert launched == []
+    fake_agent(cold, locks)  # its driver is up now
+    backend.refill_pool()
+    assert len(launched) == 1 and launched[0].parent == backend.run_root / POOL_DIR
+    backend.close()

@@ -100,6 +100,31 @@ def test_statements_run_in_order_one_at_a_time(queue: StatementQueue, jobs: Reco
     assert jobs.calls == [("begin", "stmt-0"), ("end", ""), ("begin", "stmt-1"), ("end", "")]
 
 
+def test_wait_returns_as_soon_as_a_quick_statement_is_final(queue: StatementQueue) -> None:
+    def script() -> None:
+        queue.submit(0, "1 + 1", "pyspark")
+        started = time.monotonic()
+        queue.wait(0, DEADLINE)
+        assert time.monotonic() - started < DEADLINE / 2, "wait did not wake when the statement finished"
+        done = queue.get(0)
+        assert done is not None and done["state"] == "available" and done["output"]["data"]["text/plain"] == "2"
+
+    drive(queue, script)
+
+
+def test_wait_gives_up_after_its_timeout_on_a_long_statement(queue: StatementQueue) -> None:
+    def script() -> None:
+        queue.submit(0, "import time\ntime.sleep(1.5)", "pyspark")
+        started = time.monotonic()
+        queue.wait(0, 0.1)
+        assert time.monotonic() - started < 1.0
+        view = queue.get(0)
+        assert view is not None and view["state"] in ("waiting", "running")
+        queue.wait(7, 0.1)  # an unknown statement: nothing to wait for, no error
+
+    drive(queue, script)
+
+
 def test_the_same_id_twice_runs_once(queue: StatementQueue) -> None:
     def script() -> None:
         queue.submit(0, "n = 0", "pyspark")

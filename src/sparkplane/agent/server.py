@@ -2,7 +2,8 @@
 
 `AgentAPI.dispatch` is the routing, free of HTTP so it is tested directly; `serve` wraps it in a
 ThreadingHTTPServer. Every authorised request is contact from the control plane (the orphan timer's input).
-Routes: GET /health, POST /claim, POST /statements, GET /statements[/ID], POST /statements/ID/cancel,
+Routes: GET /health, POST /claim, POST /statements (`wait`: seconds to hold the answer for a quick
+statement to finish), GET /statements[/ID], POST /statements/ID/cancel,
 POST /completion, POST /shutdown.
 """
 
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 _MAX_BODY = 16 * 1024 * 1024  # a statement is code, not data; anything bigger is a mistake
 _STATEMENT = re.compile(r"^/statements/(-?\d+)$")
 _CANCEL = re.compile(r"^/statements/(-?\d+)/cancel$")
+MAX_SUBMIT_WAIT = 5.0  # POST /statements may hold its answer this long for the statement to finish
 Reply = tuple[int, dict[str, Any]]
 
 
@@ -128,10 +130,16 @@ class AgentAPI:
         if not isinstance(code, str):
             raise ApiError(400, "'code' must be a string")
         kind = _kind(body.get("kind") or "pyspark")
+        wait = body.get("wait", 0)
+        if not isinstance(wait, int | float) or isinstance(wait, bool) or not 0 <= wait <= MAX_SUBMIT_WAIT:
+            raise ApiError(400, f"'wait' must be a number of seconds from 0 to {MAX_SUBMIT_WAIT}")
         try:
             view, created = self.queue.submit(statement_id, code, kind)
         except RuntimeError as exc:
             raise ApiError(409, str(exc)) from exc
+        if wait and created:
+            self.queue.wait(statement_id, float(wait))
+            view = self.queue.get(statement_id) or view
         return (201 if created else 200), view
 
     def _claim(self, body: Mapping[str, Any]) -> Reply:

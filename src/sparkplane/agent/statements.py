@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 CANCEL_INTERVAL = 0.1  # Livy's livy.rsc.job-cancel.trigger-interval
 CANCEL_TIMEOUT = 30.0  # Livy's livy.rsc.job-cancel.timeout
 RETAINED = 100  # Livy's livy.rsc.retained-statements: finished statements kept for GET
+_FINAL = frozenset({StatementState.AVAILABLE, StatementState.CANCELLED})
 
 
 class SparkJobs(Protocol):
@@ -117,6 +118,14 @@ class StatementQueue:
             self._waiting.append(statement)
             self._cond.notify_all()
             return statement.view(), True
+
+    def wait(self, statement_id: int, timeout: float) -> None:
+        """Block up to `timeout` seconds until the statement is final: a quick statement's submit can then
+        answer with its output, sparing the caller a round of polling."""
+        with self._cond:
+            statement = self._statements.get(statement_id)
+            if statement is not None:
+                self._cond.wait_for(lambda: statement.state in _FINAL, timeout)
 
     def get(self, statement_id: int) -> dict[str, Any] | None:
         with self._cond:
@@ -263,6 +272,7 @@ class StatementQueue:
         """Record a final state (the caller holds the lock) and forget the oldest finished beyond `retained`."""
         statement.state = state
         statement.completed = now_ms()
+        self._cond.notify_all()
         self._finished.append(statement.id)
         while len(self._finished) > self._retained:
             old = self._finished.popleft()

@@ -121,8 +121,13 @@ class SessionBackend(ComputeBackend, Protocol):
         """Start (or take from the warm pool) an agent for this session; idempotent on the key."""
         ...
 
-    def submit_statement(self, session: Handle, statement_id: int, code: str, kind: str) -> None:
-        """Queue a statement on the agent; idempotent on statement_id. Transient when unreachable."""
+    def submit_statement(
+        self, session: Handle, statement_id: int, code: str, kind: str, *, wait: float = 0.0
+    ) -> StatementObservation | None:
+        """Queue a statement on the agent; idempotent on statement_id. Transient when unreachable.
+
+        With `wait`, the agent may hold its answer that many seconds for the statement to finish; the
+        statement as then seen is returned (None: nothing seen yet, poll with observe_statement)."""
         ...
 
     def observe_statement(self, session: Handle, statement_id: int) -> StatementObservation | None:

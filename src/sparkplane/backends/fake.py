@@ -175,10 +175,13 @@ class FakeSessionBackend:
         with self._lock:
             self.agents[key].state = state
 
-    def submit_statement(self, session: Handle, statement_id: int, code: str, kind: str) -> None:
+    def submit_statement(
+        self, session: Handle, statement_id: int, code: str, kind: str, *, wait: float = 0.0
+    ) -> StatementObservation | None:
         with self._lock:
             agent = self._agent(session)
             agent.statements.setdefault(statement_id, FakeStatement(statement_id, code, kind))
+        return None  # statements move only when observed, so tests see every state
 
     def observe_statement(self, session: Handle, statement_id: int) -> StatementObservation | None:
         with self._lock:

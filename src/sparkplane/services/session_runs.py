@@ -75,6 +75,9 @@ def launch(ctx: Context, session_id: int) -> None:
     if stopped_meanwhile:
         log.info("session %s was stopped while it launched; stopping its agent", session_id)
         backend.cancel(handle, grace=_grace(ctx))
+        return
+    # A warm agent is ready the moment it is claimed: look now rather than at the watcher's next pass.
+    reconcile(ctx, session_id)
 
 
 def stop(ctx: Context, session_id: int) -> None:

@@ -100,8 +100,8 @@ def submit(ctx: Context, principal: Principal, ref: str | int, code: str, kind: 
         session_id, backend, handle, state = row.id, row.backend, row.handle, SessionState(row.state)
         result = _view(statement)
     if handle is not None and state in _READY:
-        hand_over(ctx, session_id, backend, Handle.from_json(handle), number)
-        return get(ctx, principal, ref, number, _refresh=False)
+        delivered = _deliver(ctx, session_id, backend, Handle.from_json(handle), number, code, statement_kind)
+        return delivered or result
     return result
 
 
@@ -112,51 +112,68 @@ def hand_over(ctx: Context, session_id: int, backend: str, handle: Handle, numbe
         if statement is None or statement.submitted or statement.state in STATEMENT_TERMINAL:
             return False
         code, kind = statement.code, statement.kind
+    return _deliver(ctx, session_id, backend, handle, number, code, kind) is not None
+
+
+def _deliver(
+    ctx: Context, session_id: int, backend: str, handle: Handle, number: int, code: str, kind: str
+) -> StatementView | None:
+    """Submit to the agent (idempotent on the number) and record it, with the output when the agent had it
+    within the submit wait; None when the agent cannot take it now."""
+    wait = ctx.settings.statement_submit_wait_seconds
     try:
-        ctx.backends.session(backend).submit_statement(handle, number, code, kind)
+        observed = ctx.backends.session(backend).submit_statement(handle, number, code, kind, wait=wait)
     except TransientBackendError as exc:
         log.info("session %s statement %s: agent busy or unreachable (%s); will retry", session_id, number, exc)
-        return False
+        return None
     with ctx.db.uow() as uow:
         statement = uow.statements.get(session_id, number, for_update=True)
-        if statement is not None:
-            uow.statements.set_fields(statement, submitted=True)
-    return True
+        if statement is None:
+            return None
+        uow.statements.set_fields(statement, submitted=True)
+        if observed is not None:
+            _apply(ctx, uow, statement, observed)
+        return _view(statement)
 
 
-def refresh(ctx: Context, session_id: int, backend: str, handle: Handle, number: int) -> None:
-    """Read an unfinished, submitted statement from the agent and store what changed."""
+def refresh(ctx: Context, session_id: int, backend: str, handle: Handle, number: int) -> StatementView | None:
+    """Read an unfinished, submitted statement from the agent and store what changed; None if unreadable."""
     try:
         observed = ctx.backends.session(backend).observe_statement(handle, number)
     except TransientBackendError:
-        return
-    if observed is not None:
-        _store(ctx, session_id, number, observed)
-
-
-def _store(ctx: Context, session_id: int, number: int, observed: StatementObservation) -> None:
+        return None
+    if observed is None:
+        return None
     with ctx.db.uow() as uow:
         row = uow.statements.get(session_id, number, for_update=True)
-        if row is None or row.state in STATEMENT_TERMINAL:
-            return
-        values: dict[str, Any] = {
-            "progress": observed.progress,
-            "started_ms": observed.started_ms,
-            "completed_ms": observed.completed_ms,
-        }
-        if observed.output is not None:
-            values["output"] = dict(observed.output)
-        if observed.state != row.state:
-            uow.statements.transition(row, observed.state, ctx.clock.now(), **values)
-        else:
-            uow.statements.set_fields(row, **values)
-        if observed.state in STATEMENT_TERMINAL:
-            session = uow.sessions.get(session_id)
-            if session is not None:
-                uow.sessions.set_fields(session, last_activity_at=ctx.clock.now())
+        if row is None:
+            return None
+        _apply(ctx, uow, row, observed)
+        return _view(row)
 
 
-def get(ctx: Context, principal: Principal, ref: str | int, number: int, *, _refresh: bool = True) -> StatementView:
+def _apply(ctx: Context, uow: UnitOfWork, row: Statement, observed: StatementObservation) -> None:
+    """Write what the agent reports of an unfinished statement onto its row (a final row never changes)."""
+    if row.state in STATEMENT_TERMINAL:
+        return
+    values: dict[str, Any] = {
+        "progress": observed.progress,
+        "started_ms": observed.started_ms,
+        "completed_ms": observed.completed_ms,
+    }
+    if observed.output is not None:
+        values["output"] = dict(observed.output)
+    if observed.state != row.state:
+        uow.statements.transition(row, observed.state, ctx.clock.now(), **values)
+    else:
+        uow.statements.set_fields(row, **values)
+    if observed.state in STATEMENT_TERMINAL:
+        session = uow.sessions.get(row.session_id)
+        if session is not None:
+            uow.sessions.set_fields(session, last_activity_at=ctx.clock.now())
+
+
+def get(ctx: Context, principal: Principal, ref: str | int, number: int) -> StatementView:
     with ctx.db.uow() as uow:
         session = _live_session(uow, ctx, principal, ref)
         row = uow.statements.get(session.id, number)
@@ -165,13 +182,9 @@ def get(ctx: Context, principal: Principal, ref: str | int, number: int, *, _ref
         live = row.submitted and row.state not in STATEMENT_TERMINAL and session.handle is not None
         session_id, backend, handle = session.id, session.backend, session.handle
         result = _view(row)
-    if not (live and _refresh and handle is not None):
+    if not (live and handle is not None):
         return result
-    refresh(ctx, session_id, backend, Handle.from_json(handle), number)
-    with ctx.db.uow() as uow:
-        row = uow.statements.get(session_id, number)
-        assert row is not None
-        return _view(row)
+    return refresh(ctx, session_id, backend, Handle.from_json(handle), number) or result
 
 
 def page(

@@ -141,7 +141,8 @@ class WarmPool:
 
     # -- keeping it full ------------------------------------------------------------------------------------
 
-    def refill(self) -> PoolStatus:
+    def refill(self, *, launch: bool = True) -> PoolStatus:
+        """Remove dead entries, touch the ready ones and, when `launch`, start agents up to the pool size."""
         with self._pool_lock() as held:
             if not held:
                 return self.status()  # another process is refilling right now
@@ -158,7 +159,7 @@ class WarmPool:
                 live += 1
                 if (entry / AGENT_JSON).exists():
                     self._touch(entry)
-            for _ in range(self.size - live):
+            for _ in range(self.size - live if launch else 0):
                 self._launch_one()
         return self.status()
 

@@ -27,7 +27,7 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
 
@@ -41,8 +41,8 @@ from sparkplane.backends.base import (
     TransientBackendError,
 )
 from sparkplane.backends.local import supervisor as sup
-from sparkplane.backends.local.agent_client import AgentClient, message_of
-from sparkplane.backends.local.agent_command import agent_argv, session_confs, write_secrets
+from sparkplane.backends.local.agent_client import READ_SECONDS, AgentClient, message_of
+from sparkplane.backends.local.agent_command import AGENT_JSON, agent_argv, session_confs, write_secrets
 from sparkplane.backends.local.batch import LocalBackend
 from sparkplane.backends.local.pool import POOL_DIR, PoolStatus, WarmPool, is_alive
 from sparkplane.backends.local.secret_files import write_secret_conf
@@ -204,11 +204,17 @@ class LocalSessionBackend:
 
     # -- statements ----------------------------------------------------------------------------------------
 
-    def submit_statement(self, session: Handle, statement_id: int, code: str, kind: str) -> None:
-        body = {"id": statement_id, "code": code, "kind": kind}
-        response = self._client.call(self._live_dir(session), "POST", "/statements", body)
+    def submit_statement(
+        self, session: Handle, statement_id: int, code: str, kind: str, *, wait: float = 0.0
+    ) -> StatementObservation | None:
+        body = {"id": statement_id, "code": code, "kind": kind, "wait": wait}
+        response = self._client.call(self._live_dir(session), "POST", "/statements", body, timeout=READ_SECONDS + wait)
         if response.status_code not in (200, 201):
             raise PermanentBackendError(f"the session refused statement {statement_id}: {message_of(response)}")
+        data = response.json()
+        if data.get("state") == "evicted":  # submitted long ago and forgotten by the agent: nothing to add
+            return None
+        return _statement_of(data)
 
     def observe_statement(self, session: Handle, statement_id: int) -> StatementObservation | None:
         response = self._client.call(self._live_dir(session), "GET", f"/statements/{statement_id}")
@@ -216,14 +222,7 @@ class LocalSessionBackend:
             return None
         if response.status_code != 200:
             raise TransientBackendError(f"statement {statement_id}: {message_of(response)}")
-        data = response.json()
-        return StatementObservation(
-            state=StatementState(data["state"]),
-            output=data.get("output"),
-            progress=float(data.get("progress") or 0.0),
-            started_ms=int(data.get("started") or 0),
-            completed_ms=int(data.get("completed") or 0),
-        )
+        return _statement_of(response.json())
 
     def cancel_statement(self, session: Handle, statement_id: int) -> None:
         self._client.call(self._live_dir(session), "POST", f"/statements/{statement_id}/cancel")  # 404: done
@@ -271,8 +270,21 @@ class LocalSessionBackend:
         return ids
 
     def refill_pool(self) -> PoolStatus:
-        """Start agents until `pool_size` are starting or ready, and touch the ready ones; call it every pass."""
-        return self._pool.refill()
+        """Start agents until `pool_size` are starting or ready, and touch the ready ones; call it every pass.
+
+        While a cold session's driver is starting the pool waits: on a small machine a refill's JVM would
+        compete with the start someone is waiting for (measured: a cold start took twice as long)."""
+        return self._pool.refill(launch=not self._cold_start_in_progress())
+
+    def _cold_start_in_progress(self) -> bool:
+        if not self._run_root.is_dir():
+            return False
+        for run_dir in self._run_root.iterdir():
+            if run_dir.name == POOL_DIR or run_dir.is_symlink() or not run_dir.is_dir():
+                continue
+            if not (run_dir / AGENT_JSON).exists() and is_alive(run_dir):
+                return True
+        return False
 
     def pool_status(self) -> PoolStatus:
         return self._pool.status()
@@ -321,3 +333,13 @@ def _end_message(ended: str, exit_code: int | None, log: str | None) -> str | No
         if _ERROR_LINE.search(line):
             return f"{message}: {line.strip()[:300]}"
     return message
+
+
+def _statement_of(data: dict[str, Any]) -> StatementObservation:
+    return StatementObservation(
+        state=StatementState(data["state"]),
+        output=data.get("output"),
+        progress=float(data.get("progress") or 0.0),
+        started_ms=int(data.get("started") or 0),
+        completed_ms=int(data.get("completed") or 0),
+    )
