@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from sparkplane.agent.runner import Runner
-from sparkplane.agent.statements import StatementQueue
+from sparkplane.agent.statements import PROGRESS_FRESH_SECONDS, StatementQueue
 from sparkplane.domain.states import StatementState
 
 DEADLINE = 20.0
@@ -31,6 +31,7 @@ class RecordingJobs:
         self.calls.append(("end", ""))
 
     def progress(self, group: str) -> float:
+        self.calls.append(("progress", group))
         return 0.25
 
     def cancel(self, group: str) -> None:
@@ -97,7 +98,8 @@ def test_statements_run_in_order_one_at_a_time(queue: StatementQueue, jobs: Reco
         assert first is not None and first["completed"] <= done["started"]
 
     drive(queue, script)
-    assert jobs.calls == [("begin", "stmt-0"), ("end", ""), ("begin", "stmt-1"), ("end", "")]
+    job_groups = [call for call in jobs.calls if call[0] != "progress"]
+    assert job_groups == [("begin", "stmt-0"), ("end", ""), ("begin", "stmt-1"), ("end", "")]
 
 
 def test_wait_returns_as_soon_as_a_quick_statement_is_final(queue: StatementQueue) -> None:
@@ -143,6 +145,22 @@ def test_progress_of_a_running_statement_comes_from_spark(queue: StatementQueue)
     def script() -> None:
         queue.submit(0, "import time\ntime.sleep(0.5)", "pyspark")
         assert wait_state(queue, 0, StatementState.RUNNING)["progress"] == 0.25
+
+    drive(queue, script)
+
+
+def test_hard_polling_asks_spark_for_progress_at_most_once_per_window(
+    queue: StatementQueue, jobs: RecordingJobs
+) -> None:
+    def script() -> None:
+        queue.submit(0, "import time\ntime.sleep(1.0)", "pyspark")
+        wait_state(queue, 0, StatementState.RUNNING)
+        started = time.monotonic()
+        for _ in range(200):
+            queue.get(0)
+        window = time.monotonic() - started
+        asked = sum(1 for call in jobs.calls if call[0] == "progress")
+        assert asked <= 2 + window / PROGRESS_FRESH_SECONDS, f"Spark asked {asked} times in {window:.2f}s"
 
     drive(queue, script)
 

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 CANCEL_INTERVAL = 0.1  # Livy's livy.rsc.job-cancel.trigger-interval
 CANCEL_TIMEOUT = 30.0  # Livy's livy.rsc.job-cancel.timeout
 RETAINED = 100  # Livy's livy.rsc.retained-statements: finished statements kept for GET
+PROGRESS_FRESH_SECONDS = 0.2  # a statement's progress is read from Spark at most this often
 _FINAL = frozenset({StatementState.AVAILABLE, StatementState.CANCELLED})
 
 
@@ -61,6 +62,7 @@ class Statement:
     started: int = 0
     completed: int = 0
     cancel_requested: bool = False
+    progress_read_at: float = float("-inf")  # monotonic time Spark was last asked for the progress
 
     @property
     def group(self) -> str:
@@ -283,6 +285,9 @@ class StatementQueue:
         """Ask Spark for a running statement's progress, outside the lock: it is a call into the JVM."""
         if view["state"] != StatementState.RUNNING or self._jobs is None:
             return view
+        if time.monotonic() - statement.progress_read_at < PROGRESS_FRESH_SECONDS:
+            return view  # read moments ago: a client polling hard must not keep the driver busy answering
+        statement.progress_read_at = time.monotonic()
         try:
             progress = self._jobs.progress(statement.group)
         except Exception:
