@@ -258,7 +258,14 @@ class LoadResult:
         base, hot = self.phases["baseline"], self.phases["session GET"]
         base_rate = base.rate("GET /healthz")
         figures = [
-            Figure(f"session GET, {self.clients} clients", hot.rate("GET session"), "req/s", "GET /healthz", base_rate),
+            Figure(
+                f"session GET, {self.clients} clients",
+                hot.rate("GET session"),
+                "req/s",
+                "GET /healthz",
+                base_rate,
+                ">= 1500 req/s on 2 cores",
+            ),
             Figure(
                 "session GET p50",
                 hot.percentile("GET session", 0.5) * 1000,
@@ -272,6 +279,7 @@ class LoadResult:
                 "ms",
                 "GET /healthz p99",
                 base.percentile("GET /healthz", 0.99) * 1000,
+                "< 50 ms at 200 clients",
             ),
         ]
         mixed = self.phases["lifecycle"]
@@ -289,7 +297,7 @@ class LoadResult:
         figures.append(
             Figure("lifecycle: requests/s, all ops", mixed.total() / mixed.elapsed, "req/s", "GET /healthz", base_rate)
         )
-        figures.append(Figure("errors, all phases", float(len(self.errors)), "count", "zero is the bar", 0.0))
+        figures.append(Figure("errors, all phases", float(len(self.errors)), "count", "zero is the bar", 0.0, "0"))
         return figures
 
 
