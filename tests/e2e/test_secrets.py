@@ -11,8 +11,8 @@ Where a secret may appear, by design, and nowhere else (the exceptions, each che
 - the session's Spark Connect token is in its `connect_url`, shown to its owner only (GET of the session);
   it counts as a secret everywhere else: logs, /metrics, other answers, the database;
 - files the roles hand secrets through on purpose, all 0600 (checked): a run's spark-secrets.properties
-  (the credential's values, for spark-submit), the session folder's agent.token and connect.token (written
-  by the launcher for the agent) and agent.json (the agent's address and tokens, for the control plane).
+  (the credential's values, for spark-submit), and the session folder's agent.token and connect.token
+  (written by the launcher for the agent, read back by the control plane).
 Logs are every file under the data folder but those (role logs, driver and agent logs, collected logs).
 """
 
@@ -43,7 +43,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.rabbitmq]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # The 0600 files that hand a secret to a process on purpose (see the module docstring).
-BY_DESIGN_FILES = {"spark-secrets.properties", "agent.json", "agent.token", "connect.token"}
+BY_DESIGN_FILES = {"spark-secrets.properties", "agent.token", "connect.token"}
 
 
 def _secret(label: str) -> str:
