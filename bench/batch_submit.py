@@ -50,10 +50,10 @@ def through_sparkplane(http: httpx.Client, uri: str) -> float:
     return elapsed
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[Figure]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         env = {"SPARKPLANE_SPARK_MASTER": "local[1]", "SPARKPLANE_RECONCILE_INTERVAL_SECONDS": "0.25"}
@@ -68,11 +68,9 @@ def main() -> None:
                 bare.append(bare_spark_submit(data_dir))
                 ours.append(through_sparkplane(http, uri))
                 print(f"run {i + 1}: bare spark-submit {bare[-1]:.2f}s, sparkplane submit->success {ours[-1]:.2f}s")
-    report(
-        f"Batch submit -> success, examples/pi.py on local[1], median of {args.runs}",
-        [Figure("sparkplane submit -> success", median(ours), "s", "bare spark-submit", median(bare))],
-        "batch_submit",
-    )
+    figures = [Figure("sparkplane submit -> success", median(ours), "s", "bare spark-submit", median(bare))]
+    report(f"Batch submit -> success, examples/pi.py on local[1], median of {args.runs}", figures, "batch_submit")
+    return figures
 
 
 if __name__ == "__main__":

@@ -149,10 +149,10 @@ def waiting_to_new_worker(http: httpx.Client) -> float:
     return elapsed
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[Figure]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         hand = [by_hand(2, Path(tmp) / f"hand{i}") for i in range(args.runs)]
         data_dir = Path(tmp) / "up"
@@ -185,6 +185,7 @@ def main() -> None:
         ),
     ]
     report("Clusters (local provider, sp.small workers)", figures, "clusters")
+    return figures
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ class Figure:
     unit: str
     baseline_name: str
     baseline: float
+    target: str | None = None  # the goal, reported (never asserted: the machine is shared)
 
     @property
     def ratio(self) -> float:
@@ -79,10 +80,11 @@ def sparkplane_up(data_dir: Path, password: str, extra_env: dict[str, str] | Non
 
 def report(title: str, figures: list[Figure], name: str) -> None:
     print(f"\n{title}")
-    print(f"{'figure':<44} {'value':>10} {'baseline':>10} {'ratio':>7}  baseline is")
+    print(f"{'figure':<44} {'value':>14} {'baseline':>14} {'ratio':>7}  baseline is")
     for f in figures:
-        unit = f.unit[:1]
-        print(f"{f.name:<44} {f.value:>9.3f}{unit} {f.baseline:>9.3f}{unit} {f.ratio:>7.2f}  {f.baseline_name}")
+        target = f"  (target {f.target})" if f.target else ""
+        value, baseline = f"{f.value:.3f} {f.unit}", f"{f.baseline:.3f} {f.unit}"
+        print(f"{f.name:<44} {value:>14} {baseline:>14} {f.ratio:>7.2f}  {f.baseline_name}{target}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{name}.json"
     out.write_text(json.dumps([{**asdict(f), "ratio": f.ratio} for f in figures], indent=2))

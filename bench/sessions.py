@@ -118,11 +118,11 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[Figure]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--statements", type=int, default=200)
     parser.add_argument("--starts", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     bare = [bare_start() for _ in range(args.starts)]
     bare_times = [b[0] for b in bare]
     bare_memory = median([float(b[1]) for b in bare])
@@ -213,6 +213,7 @@ def main() -> None:
     ]
     print(f"statement round trips: mean {statistics.mean(round_trips) * 1000:.1f} ms over {len(round_trips)}")
     report("Interactive sessions", figures, "sessions")
+    return figures
 
 
 def idle_agent_memory(data_dir: Path) -> int:

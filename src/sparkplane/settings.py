@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir, description="Where embedded mode keeps its files")
     host: str = Field(default="127.0.0.1", description="Address the API binds")
     port: int = Field(default=8998, description="Port the API binds (Livy's)")
+    api_workers: int = Field(
+        default=1, ge=1, le=64, description="Processes of the api role that share its port (one per core is a start)"
+    )
     public_url: str | None = Field(default=None, description="URL users reach the API at, for links")
     log_level: str = Field(default="INFO", description="Python log level of every role")
     log_format: Literal["json", "console"] = Field(default="json", description="json for machines")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
 from fastapi import FastAPI
 
 from sparkplane import __version__
@@ -17,7 +21,16 @@ from sparkplane.api.routers import (
     native_sessions,
     ops,
 )
+from sparkplane.db.base import API_THREADS
 from sparkplane.services.context import Context
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # No more request threads than pooled database connections (anyio's default is 40): a thread past the
+    # pool would open, and close, a connection of its own per request.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = API_THREADS
+    yield
 
 
 def create_app(ctx: Context) -> FastAPI:
@@ -26,6 +39,7 @@ def create_app(ctx: Context) -> FastAPI:
         version=__version__,
         description="A self-hosted control plane for Apache Spark. Native API under /api/v1, "
         "Livy-compatible API under /livy.",
+        lifespan=_lifespan,
     )
     app.state.ctx = ctx
     errors.install(app)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +19,8 @@ from sparkplane.services.context import Context, build_context
 from sparkplane.settings import Settings, load_settings, masked
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from sparkplane.watchers.loop import Loop
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Folder for embedded mode's files")]
@@ -61,26 +65,55 @@ def api(
     data_dir: DataDir = None,
     host: Annotated[str | None, typer.Option(help="Address to bind")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes sharing the port (SPARKPLANE_API_WORKERS)")] = None,
 ) -> None:
     """Serve the REST API (native /api/v1 and Livy-compatible /livy), /metrics and health."""
     import uvicorn
 
-    settings = settings_for(data_dir, host=host, port=port)
+    settings = settings_for(data_dir, host=host, port=port, api_workers=workers)
+    common = {"log_config": None, "access_log": False, "timeout_graceful_shutdown": 10}
+    if settings.api_workers > 1:
+        # Each worker process builds its own context (engine, pool) from the same environment; their
+        # counters meet in one multiprocess folder, which /metrics adds up.
+        _metrics_folder(settings, "api")
+        if data_dir is not None:
+            os.environ["SPARKPLANE_DATA_DIR"] = str(settings.data_dir)
+        os.environ["SPARKPLANE_HOST"], os.environ["SPARKPLANE_PORT"] = settings.host, str(settings.port)
+        context_for(settings, "api").close()  # configures the parent's logging; refuses a stale schema
+        uvicorn.run(
+            "sparkplane.cli.server:api_worker_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.api_workers,
+            **common,  # type: ignore[arg-type]
+        )
+        return
     ctx = context_for(settings, "api")
     from sparkplane.api.app import create_app
 
-    config = uvicorn.Config(
-        create_app(ctx),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    config = uvicorn.Config(create_app(ctx), host=settings.host, port=settings.port, **common)  # type: ignore[arg-type]
     try:
         uvicorn.Server(config).run()
     finally:
         ctx.close()
+
+
+def api_worker_app() -> FastAPI:
+    """The app of one api worker process (uvicorn --workers imports this by name in each of them)."""
+    from sparkplane.api.app import create_app
+
+    return create_app(context_for(settings_for(), "api"))
+
+
+def _metrics_folder(settings: Settings, role: str) -> None:
+    """A multiprocess metrics folder for a role's processes, unless one was given (`sparkplane up` does)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    folder = settings.data_dir / "metrics" / role
+    shutil.rmtree(folder, ignore_errors=True)  # counters restart with the processes that own them
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
 
 
 def worker(

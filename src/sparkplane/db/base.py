@@ -38,6 +38,11 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value
 
 
+# Requests the API serves at once in its thread pool (FastAPI runs sync routes and dependencies there); each
+# holds at most one pooled connection at a time.
+API_THREADS = 20
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -51,8 +56,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    # Kept open: as many as the API's request threads (API_THREADS), so a busy API never opens a connection
+    # per request. Overflow connections are closed when returned, and each new one forks a PostgreSQL backend:
+    # under load that costs more than the query it serves.
+    kwargs.setdefault("pool_size", API_THREADS)
+    kwargs.setdefault("max_overflow", 10)
     return create_engine(url, **kwargs)
 
 

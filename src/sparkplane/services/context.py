@@ -112,10 +112,11 @@ def default_backends(settings: Settings) -> Backends:
 
         return LocalBackend(settings.run_root(), spark_home=_spark_home(), master=settings.spark_master)
 
+    # Each role is its own process: the fake they share keeps its runs in files under the data folder.
     def fake() -> ComputeBackend:
-        from sparkplane.backends.fake import FakeBackend
+        from sparkplane.backends.fake_shared import SharedFakeBackend
 
-        return FakeBackend(auto_advance=True)
+        return SharedFakeBackend(settings.data_dir / "fake-runs" / "batches")
 
     def local_sessions() -> SessionBackend:
         from sparkplane.backends.local import LocalSessionBackend
@@ -129,9 +130,9 @@ def default_backends(settings: Settings) -> Backends:
         )
 
     def fake_sessions() -> SessionBackend:
-        from sparkplane.backends.fake import FakeSessionBackend
+        from sparkplane.backends.fake_shared import SharedFakeSessionBackend
 
-        return FakeSessionBackend(auto_advance=True)
+        return SharedFakeSessionBackend(settings.data_dir / "fake-runs" / "sessions")
 
     def local_clusters() -> ClusterProvider:
         from sparkplane.backends.local.cluster import LocalClusterProvider

@@ -281,18 +281,30 @@ def read_log(ctx: Context, row: Session) -> str:
         return ""
 
 
-def connect_url(ctx: Context, principal: Principal, ref: str | int) -> str | None:
-    """The session's Spark Connect URL with its token, for its owner only (admins included: no)."""
+def get_with_connect_url(ctx: Context, principal: Principal, ref: str | int) -> tuple[SessionView, str | None]:
+    """One session (a heartbeat) and its Spark Connect URL, read in one transaction: the hot GET of clients
+    polling their session."""
     with ctx.db.uow() as uow:
         row = owned(uow, principal, ref)
+        if row.heartbeat_timeout_s and row.state not in SESSION_TERMINAL:
+            uow.sessions.touch_heartbeat(row.id, ctx.clock.now())
+        found = view(row, _owner_name(uow, row, principal))
+        backend, handle, owner_id, state = row.backend, row.handle, row.owner_id, row.state
+    return found, _connect_url(ctx, principal, backend, handle, owner_id, state)
+
+
+def _connect_url(
+    ctx: Context, principal: Principal, backend: str, handle: dict[str, Any] | None, owner_id: int, state: str
+) -> str | None:
+    """The Spark Connect URL with its token, for the session's owner only (admins included: no)."""
     if (
-        row.owner_id != principal.user_id
-        or row.handle is None
-        or row.state not in (SessionState.IDLE, SessionState.BUSY, SessionState.RECOVERING)
+        owner_id != principal.user_id
+        or handle is None
+        or state not in (SessionState.IDLE, SessionState.BUSY, SessionState.RECOVERING)
     ):
         return None
     try:
-        observation = ctx.backends.session(row.backend).observe(Handle.from_json(row.handle))
+        observation = ctx.backends.session(backend).observe(Handle.from_json(handle))
     except BackendError:
         return None
     return observation.connect_url if observation else None

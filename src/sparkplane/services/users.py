@@ -162,11 +162,11 @@ def authenticate_basic(ctx: Context, username: str, password: str) -> Principal:
 
 def authenticate_token(ctx: Context, token: str) -> Principal:
     with ctx.db.uow() as uow:
-        row = uow.tokens.by_hash(security.token_hash(token))
-        if row is None or row.revoked_at is not None:
+        found = uow.tokens.with_user_by_hash(security.token_hash(token))
+        if found is None or found[0].revoked_at is not None:
             raise Unauthenticated("the API token is unknown or revoked; create one with `sparkplane tokens create`")
-        user = uow.users.get(row.user_id)
-        if user is None or not user.is_active:
+        row, user = found
+        if not user.is_active:
             raise Unauthenticated("the API token's user is disabled")
         now = ctx.clock.now()
         # Only write last_used_at once a minute: a write per request would serialise every reader on SQLite.

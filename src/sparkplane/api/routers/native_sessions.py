@@ -43,8 +43,8 @@ def list_sessions(
 
 @router.get("/{session_id}", response_model=NativeSession)
 def get(session_id: int, ctx: CtxDep, principal: PrincipalDep) -> NativeSession:
-    view = sessions.get(ctx, principal, session_id, heartbeat=True)
-    return NativeSession.of(view, sessions.connect_url(ctx, principal, session_id))
+    view, connect_url = sessions.get_with_connect_url(ctx, principal, session_id)
+    return NativeSession.of(view, connect_url)
 
 
 @router.delete("/{session_id}", response_model=NativeSession)

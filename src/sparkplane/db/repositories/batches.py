@@ -8,7 +8,7 @@ from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from sparkplane.db.models import Batch, StateEvent
-from sparkplane.db.repositories import _ids
+from sparkplane.db.repositories import _ids, _rows
 from sparkplane.db.repositories.transitions import record_creation, transition
 from sparkplane.domain.states import BATCH_TERMINAL, BATCH_TRANSITIONS, BatchState
 
@@ -86,7 +86,7 @@ class BatchRepository:
 
     def set_fields(self, batch: Batch, **values: Any) -> None:
         self.db.execute(update(Batch).where(Batch.id == batch.id).values(**values))
-        self.db.expire(batch)
+        _rows.mirror(self.db, batch, values)
 
     def mark_dispatched(self, batch_ids: Sequence[int], now: dt.datetime) -> None:
         if batch_ids:

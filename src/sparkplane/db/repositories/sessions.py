@@ -8,7 +8,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from sparkplane.db.models import Session, StateEvent, Statement
-from sparkplane.db.repositories import _ids
+from sparkplane.db.repositories import _ids, _rows
 from sparkplane.db.repositories.transitions import record_creation, transition
 from sparkplane.domain.states import (
     SESSION_TERMINAL,
@@ -99,7 +99,7 @@ class SessionRepository:
 
     def set_fields(self, row: Session, **values: Any) -> None:
         self.db.execute(update(Session).where(Session.id == row.id).values(**values))
-        self.db.expire(row)
+        _rows.mirror(self.db, row, values)
 
     def touch_heartbeat(self, session_id: int, now: dt.datetime) -> None:
         self.db.execute(update(Session).where(Session.id == session_id).values(last_heartbeat_at=now))

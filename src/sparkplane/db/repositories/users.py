@@ -44,6 +44,12 @@ class TokenRepository:
     def by_hash(self, token_hash: str) -> ApiToken | None:
         return self.db.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
 
+    def with_user_by_hash(self, token_hash: str) -> tuple[ApiToken, User] | None:
+        """The token and its user in one round trip: every Bearer request asks this first."""
+        query = select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == token_hash)
+        row = self.db.execute(query).one_or_none()
+        return None if row is None else (row[0], row[1])
+
     def get(self, token_id: int) -> ApiToken | None:
         return self.db.get(ApiToken, token_id) if _ids.storable(token_id) else None
 
