@@ -178,9 +178,12 @@ class SharedFakeSessionBackend:
             raise TransientBackendError("the agent is gone")
         return self._runs.root / session.external_id / f"statement-{statement_id}.json"
 
-    def submit_statement(self, session: Handle, statement_id: int, code: str, kind: str) -> None:
+    def submit_statement(
+        self, session: Handle, statement_id: int, code: str, kind: str, *, wait: float = 0.0
+    ) -> StatementObservation | None:
         path = self._statement_file(session, statement_id)
         _write_once(path, json.dumps({"code": code, "kind": kind, "at": time.time()}))
+        return None  # seen at the next read, as a real agent's quick answer would not be relied on
 
     def observe_statement(self, session: Handle, statement_id: int) -> StatementObservation | None:
         path = self._statement_file(session, statement_id)
