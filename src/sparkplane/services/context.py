@@ -110,7 +110,12 @@ def default_backends(settings: Settings) -> Backends:
     def local() -> ComputeBackend:
         from sparkplane.backends.local import LocalBackend
 
-        return LocalBackend(settings.run_root(), spark_home=_spark_home(), master=settings.spark_master)
+        return LocalBackend(
+            settings.run_root(),
+            spark_home=_spark_home(),
+            master=settings.spark_master,
+            spark_submit=settings.spark_submit,
+        )
 
     def fake() -> ComputeBackend:
         from sparkplane.backends.fake import FakeBackend

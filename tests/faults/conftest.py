@@ -1,0 +1,71 @@
+"""The fault suite's services and control plane: a database and a RabbitMQ vhost of its own, every role its
+own process (the harness in harness.py), and nothing left running after a module ends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sparkplane.services import users
+from sparkplane.services.context import build_context
+from sparkplane.services.encryption import new_key
+from sparkplane.settings import load_settings
+from tests.e2e.roles import Roles, free_port, stop_local_runs
+from tests.e2e.test_faults_production import broker_url, database_url  # noqa: F401  (fixtures, by name)
+
+from .harness import PASSWORD, Plane, write_stand_in
+
+
+def plane_env(db_url: str, amqp_url: str, data_dir: Path) -> dict[str, str]:
+    """The environment every role shares: production mode, fast loops, the stand-in spark-submit."""
+    stand_in, _ = write_stand_in(data_dir / "stand-in")
+    return {
+        "SPARKPLANE_ENVIRONMENT": "production",
+        "SPARKPLANE_ENCRYPTION_KEY": new_key(),
+        "SPARKPLANE_DATABASE_URL": db_url,
+        "SPARKPLANE_BROKER_URL": amqp_url,
+        "SPARKPLANE_DATA_DIR": str(data_dir),
+        "SPARKPLANE_HOST": "127.0.0.1",
+        "SPARKPLANE_PORT": str(free_port()),
+        "SPARKPLANE_SPARK_MASTER": "local[1]",
+        "SPARKPLANE_SPARK_SUBMIT": str(stand_in),
+        "SPARKPLANE_POOL_SIZE": "0",  # every session starts cold: one JVM less on two cores
+        "SPARKPLANE_REDISPATCH_AFTER_SECONDS": "3",
+        "SPARKPLANE_RECONCILE_INTERVAL_SECONDS": "0.5",
+        "SPARKPLANE_CANCEL_GRACE_SECONDS": "3",
+        "SPARKPLANE_LOCAL_CLUSTER_MEMORY_MB": "2048",
+        "SPARKPLANE_LOG_FORMAT": "console",
+    }
+
+
+@pytest.fixture(scope="module")
+def plane(
+    database_url: str,  # noqa: F811
+    broker_url: str,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Plane]:
+    """All four roles running, shared by a module's cells; at the end no role, run or agent is left."""
+    data_dir = tmp_path_factory.mktemp("faults")
+    env = plane_env(database_url, broker_url, data_dir)
+    roles = Roles(data_dir, env)
+    roles.run("db", "upgrade")
+    settings = load_settings(database_url=database_url, broker_url=broker_url, data_dir=data_dir)
+    ctx = build_context(settings)
+    users.create_user(ctx, None, "admin", PASSWORD, "admin")
+    url = f"http://127.0.0.1:{env['SPARKPLANE_PORT']}"
+    plane = Plane(data_dir, roles, ctx, url, data_dir / "stand-in" / "launches.log")
+    try:
+        plane.start_all()
+        yield plane
+    finally:
+        try:
+            plane.close()
+            roles.stop_all()
+            for root in (settings.run_root(), settings.session_run_root(), settings.cluster_run_root()):
+                stop_local_runs(root)
+        finally:
+            ctx.close()
+    assert not roles.alive(), f"roles left running: {roles.alive()}"
+    plane.assert_no_strays()
