@@ -17,6 +17,8 @@ from tests.e2e.test_faults_production import broker_url, database_url  # noqa: F
 
 from .harness import PASSWORD, Plane, write_stand_in
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
 
 def plane_env(db_url: str, amqp_url: str, data_dir: Path) -> dict[str, str]:
     """The environment every role shares: production mode, fast loops, the stand-in spark-submit."""
@@ -69,3 +71,12 @@ def plane(
             ctx.close()
     assert not roles.alive(), f"roles left running: {roles.alive()}"
     plane.assert_no_strays()
+
+
+@pytest.fixture(scope="module")
+def app_file(plane: Plane) -> str:
+    """An uploaded application: the stand-in spark-submit never reads it, but the backend checks it exists."""
+    with open(EXAMPLES / "sleep.py", "rb") as file:
+        response = plane.http.post("/api/v1/files", files={"file": ("sleep.py", file, "text/x-python")})
+    assert response.status_code == 201, response.text
+    return str(response.json()["uri"])

@@ -29,7 +29,6 @@ from .harness import Plane
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.postgres, pytest.mark.rabbitmq]
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 BATCH_TERMINAL = ("success", "dead", "killed")
 SESSION_TIMEOUT = 180.0  # a cold agent starts a JVM: seconds on a loaded two-core machine
 
@@ -49,14 +48,6 @@ def kill_and_revive(plane: Plane, role: str, point: str, also: dict[str, str]) -
         plane.wait_killed(other, other_point)
     for dead in (role, *also):
         plane.revive(dead)
-
-
-@pytest.fixture(scope="module")
-def app_file(plane: Plane) -> str:
-    with open(EXAMPLES / "sleep.py", "rb") as file:
-        response = plane.http.post("/api/v1/files", files={"file": ("sleep.py", file, "text/x-python")})
-    assert response.status_code == 201, response.text
-    return str(response.json()["uri"])
 
 
 # -- batch submit -------------------------------------------------------------------------------------------
@@ -192,6 +183,53 @@ def test_session_create(plane: Plane, role: str, point: str, also: dict[str, str
     plane.assert_no_strays()
 
 
+# -- cluster create -----------------------------------------------------------------------------------------
+
+
+def cluster_state(plane: Plane, cluster_id: int) -> str:
+    return str(plane.get_json(f"/api/v1/clusters/{cluster_id}")["state"])
+
+
+@pytest.mark.parametrize(
+    ("role", "point", "also"),
+    [
+        cell("api", "api.cluster_created"),
+        cell("worker", "converge.before_launch_master"),
+        cell("worker", "converge.after_launch_master"),
+        cell("watch-interactive", "converge.before_running"),
+    ],
+)
+def test_cluster_create(plane: Plane, role: str, point: str, also: dict[str, str]) -> None:
+    name = unique("cluster")
+    plane.arm(role, point)
+    response = plane.post("/api/v1/clusters", {"cluster_name": name, "num_workers": 0})
+    kill_and_revive(plane, role, point, also)
+
+    found = [c for c in plane.get_json("/api/v1/clusters", limit=1000)["items"] if c["cluster_name"] == name]
+    assert len(found) == 1, found
+    cluster_id = found[0]["cluster_id"]
+    if response is not None:
+        assert response.status_code == 201 and response.json()["cluster_id"] == cluster_id, response.text
+    state = plane.poll(lambda: cluster_state(plane, cluster_id), ("RUNNING", "ERROR", "TERMINATED"), "cluster", 120)
+    assert state == "RUNNING", plane.diagnostics()
+    with plane.ctx.db.uow() as uow:
+        row = uow.clusters.get(cluster_id)
+        assert row is not None
+        uid = row.uid
+        query = sa.text("select to_state from state_events where entity = 'cluster' and entity_id = :id")
+        transitions = list(uow.db.execute(query, {"id": cluster_id}).scalars())
+    assert transitions.count("RUNNING") == 1, transitions
+    provider = LocalClusterProvider(plane.data_dir / "clusters", spark_home=Path(_spark_home()))
+    try:
+        assert [n.key for n in provider.nodes(uid)] == [f"{uid}-g0-master"], "one master, launched once"
+    finally:
+        provider.close()
+    plane.http.post(f"/api/v1/clusters/{cluster_id}/terminate")
+    plane.poll(lambda: cluster_state(plane, cluster_id), ("TERMINATED",), "cluster terminated", 120)
+    plane.all_alive()
+    plane.assert_no_strays()
+
+
 # -- statement run ------------------------------------------------------------------------------------------
 
 
@@ -233,53 +271,6 @@ def test_statement_run(plane: Plane, live_session: int, role: str, point: str, a
     assert ran.read_text() == "x", "the statement ran more than once"
     plane.poll(lambda: session_state(plane, live_session), ("idle",), "session idle again")
     plane.all_alive()
-
-
-# -- cluster create -----------------------------------------------------------------------------------------
-
-
-def cluster_state(plane: Plane, cluster_id: int) -> str:
-    return str(plane.get_json(f"/api/v1/clusters/{cluster_id}")["state"])
-
-
-@pytest.mark.parametrize(
-    ("role", "point", "also"),
-    [
-        cell("api", "api.cluster_created"),
-        cell("worker", "converge.before_launch_master"),
-        cell("worker", "converge.after_launch_master"),
-        cell("watch-interactive", "converge.before_running"),
-    ],
-)
-def test_cluster_create(plane: Plane, role: str, point: str, also: dict[str, str]) -> None:
-    name = unique("cluster")
-    plane.arm(role, point)
-    response = plane.post("/api/v1/clusters", {"cluster_name": name, "num_workers": 0})
-    kill_and_revive(plane, role, point, also)
-
-    found = [c for c in plane.get_json("/api/v1/clusters")["clusters"] if c["cluster_name"] == name]
-    assert len(found) == 1, found
-    cluster_id = found[0]["cluster_id"]
-    if response is not None:
-        assert response.status_code == 201 and response.json()["cluster_id"] == cluster_id, response.text
-    state = plane.poll(lambda: cluster_state(plane, cluster_id), ("RUNNING", "ERROR", "TERMINATED"), "cluster", 120)
-    assert state == "RUNNING", plane.diagnostics()
-    with plane.ctx.db.uow() as uow:
-        row = uow.clusters.get(cluster_id)
-        assert row is not None
-        uid = row.uid
-        query = sa.text("select to_state from state_events where entity = 'cluster' and entity_id = :id")
-        transitions = list(uow.db.execute(query, {"id": cluster_id}).scalars())
-    assert transitions.count("RUNNING") == 1, transitions
-    provider = LocalClusterProvider(plane.data_dir / "clusters", spark_home=Path(_spark_home()))
-    try:
-        assert [n.key for n in provider.nodes(uid)] == [f"{uid}-g0-master"], "one master, launched once"
-    finally:
-        provider.close()
-    plane.http.post(f"/api/v1/clusters/{cluster_id}/terminate")
-    plane.poll(lambda: cluster_state(plane, cluster_id), ("TERMINATED",), "cluster terminated", 120)
-    plane.all_alive()
-    plane.assert_no_strays()
 
 
 def _spark_home() -> str:
