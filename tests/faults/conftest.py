@@ -1,13 +1,21 @@
 """The fault suite's services and control plane: a database and a RabbitMQ vhost of its own, every role its
-own process (the harness in harness.py), and nothing left running after a module ends."""
+own process (the harness in harness.py), and nothing left running after a module ends.
+
+Plain `pytest` (scripts/test) runs the short subset: the tests marked `faults_short`, which between them kill
+every role and cover every phase. The others are deselected at collection (reported as deselected, not
+skipped); `scripts/test-faults` sets SPARKPLANE_FAULTS_FULL=1 and runs them all.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from sparkplane.db import migrate
+from sparkplane.db.base import make_engine
 from sparkplane.services import users
 from sparkplane.services.context import build_context
 from sparkplane.services.encryption import new_key
@@ -18,6 +26,20 @@ from tests.e2e.test_faults_production import broker_url, database_url  # noqa: F
 from .harness import PASSWORD, Plane, write_stand_in
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+HERE = Path(__file__).resolve().parent
+FULL = "SPARKPLANE_FAULTS_FULL"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without SPARKPLANE_FAULTS_FULL=1, deselect this folder's tests that are not in the short subset."""
+    if os.environ.get(FULL) == "1":
+        return
+    # A conftest's collection hook sees every collected item, not only this folder's.
+    dropped = [i for i in items if i.path.is_relative_to(HERE) and i.get_closest_marker("faults_short") is None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        gone = set(dropped)
+        items[:] = [i for i in items if i not in gone]
 
 
 def plane_env(db_url: str, amqp_url: str, data_dir: Path) -> dict[str, str]:
@@ -52,7 +74,11 @@ def plane(
     data_dir = tmp_path_factory.mktemp("faults")
     env = plane_env(database_url, broker_url, data_dir)
     roles = Roles(data_dir, env)
-    roles.run("db", "upgrade")
+    engine = make_engine(database_url)
+    try:  # in process: one interpreter start less than `sparkplane db upgrade`, the same alembic migrations
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
     settings = load_settings(database_url=database_url, broker_url=broker_url, data_dir=data_dir)
     ctx = build_context(settings)
     users.create_user(ctx, None, "admin", PASSWORD, "admin")

@@ -61,6 +61,8 @@ class Plane:
     url: str
     launches: Path
     procs: dict[str, RoleProcess] = field(default_factory=dict)
+    # Run folders of sessions a module keeps on purpose (one agent shared by cells): not strays while kept.
+    kept: set[Path] = field(default_factory=set)
     http: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -164,6 +166,7 @@ class Plane:
         """Processes (other than the roles and `keep`) working in the data folder: supervisors, drivers, agents."""
         ours = {p.pid for p in self.roles.processes if p.alive} | set(keep) | {os.getpid()}
         root, found = str(self.data_dir), []
+        kept = tuple(str(folder) for folder in self.kept)
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) in ours:
                 continue
@@ -175,6 +178,8 @@ class Plane:
                     "?",
                 )
             except OSError:
+                continue
+            if kept and (cwd.startswith(kept) or any(folder in cmdline for folder in kept)):
                 continue
             if state != "Z" and (cwd.startswith(root) or root in cmdline):
                 found.append(f"{entry.name} [{cwd}] {cmdline[:200]}")

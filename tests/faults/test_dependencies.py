@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from .harness import Plane
 from .services import PrivatePostgres, PrivateRabbit, TcpProxy
 
-pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.postgres, pytest.mark.rabbitmq]
+# All three are in the short subset plain pytest runs (conftest.py): together they cost about one cell.
+pytestmark = [pytest.mark.faults, pytest.mark.faults_short, pytest.mark.e2e, pytest.mark.postgres, pytest.mark.rabbitmq]
 
 TERMINAL = ("success", "dead", "killed")
 

@@ -10,12 +10,18 @@ watcher never touches batches, and no worker task runs a statement (the API hand
 Already covered elsewhere with real Spark, and not repeated here: tests/e2e/test_faults_production.py
 (worker killed before spark-submit; every role killed while a batch runs) and test_faults_interactive.py
 (an agent killed; every role killed mid-statement; every role killed while a cluster starts).
+
+Plain `pytest` runs the cells marked `short=True` (seven: every role killed, every phase covered); the other
+cells are deselected at collection, so the run reports them as deselected, not skipped. The full matrix:
+`scripts/test-faults` (SPARKPLANE_FAULTS_FULL=1). The roles run once per module and only the killed one is
+started again; the first session-create cell that passes keeps its idle session for the statement cells.
 """
 
 from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +39,13 @@ BATCH_TERMINAL = ("success", "dead", "killed")
 SESSION_TIMEOUT = 180.0  # a cold agent starts a JVM: seconds on a loaded two-core machine
 
 
-def cell(role: str, *points: str, also: dict[str, str] | None = None) -> Any:
-    """A cell of the matrix: `role` dies at points[0]; `also` names other roles armed at once."""
-    return pytest.param(role, points[0], also or {}, id=f"{role}-{points[0]}")
+def cell(role: str, *points: str, also: dict[str, str] | None = None, short: bool = False) -> Any:
+    """A cell of the matrix: `role` dies at points[0]; `also` names other roles armed at once.
+
+    `short` puts the cell in the subset plain pytest runs (conftest.py deselects the others).
+    """
+    marks = [pytest.mark.faults_short] if short else []
+    return pytest.param(role, points[0], also or {}, id=f"{role}-{points[0]}", marks=marks)
 
 
 def unique(prefix: str) -> str:
@@ -56,12 +66,12 @@ def kill_and_revive(plane: Plane, role: str, point: str, also: dict[str, str]) -
 @pytest.mark.parametrize(
     ("role", "point", "also"),
     [
-        cell("api", "api.batch_created"),
+        cell("api", "api.batch_created", short=True),
         cell("api", "relay.after_publish"),
         cell("worker", "worker.before_launch"),
-        cell("worker", "worker.after_launch"),
+        cell("worker", "worker.after_launch", short=True),
         cell("watch-batch", "batch_reconcile.before_running"),
-        cell("watch-batch", "batch_reconcile.before_success"),
+        cell("watch-batch", "batch_reconcile.before_success", short=True),
     ],
 )
 def test_batch_submit(plane: Plane, app_file: str, role: str, point: str, also: dict[str, str]) -> None:
@@ -92,7 +102,7 @@ def test_batch_submit(plane: Plane, app_file: str, role: str, point: str, also: 
         cell("worker", "worker.before_cancel"),
         cell("worker", "worker.after_cancel"),
         # The worker dies after the backend stopped the run; the watcher then dies recording `killed`.
-        cell("watch-batch", "batch_reconcile.before_killed", also={"worker": "worker.after_cancel"}),
+        cell("watch-batch", "batch_reconcile.before_killed", also={"worker": "worker.after_cancel"}, short=True),
     ],
 )
 def test_cancel(plane: Plane, app_file: str, role: str, point: str, also: dict[str, str]) -> None:
@@ -150,16 +160,32 @@ def stop_session(plane: Plane, session_id: int) -> None:
     plane.poll(lambda: session_state(plane, session_id), ("dead", "success", "killed"), f"session {session_id}")
 
 
+@pytest.fixture(scope="module")
+def kept_sessions(plane: Plane) -> Iterator[list[int]]:
+    """Idle sessions kept for the statement cells (a cold agent costs a JVM start), stopped at the module's end."""
+    kept: list[int] = []
+    yield kept
+    for session_id in kept:
+        stop_session(plane, session_id)
+    plane.kept.clear()
+    plane.assert_no_strays()
+
+
+def keep(plane: Plane, kept: list[int], session_id: int, run_dir: Path) -> None:
+    kept.append(session_id)
+    plane.kept.add(run_dir)
+
+
 @pytest.mark.parametrize(
     ("role", "point", "also"),
     [
         cell("api", "api.session_created"),
         cell("worker", "worker.before_session_launch"),
-        cell("worker", "worker.after_session_launch"),
+        cell("worker", "worker.after_session_launch", short=True),
         cell("watch-interactive", "session_reconcile.before_idle"),
     ],
 )
-def test_session_create(plane: Plane, role: str, point: str, also: dict[str, str]) -> None:
+def test_session_create(plane: Plane, kept_sessions: list[int], role: str, point: str, also: dict[str, str]) -> None:
     name = unique("session")
     before = session_dirs(plane)
     plane.arm(role, point)
@@ -177,8 +203,12 @@ def test_session_create(plane: Plane, role: str, point: str, also: dict[str, str
     assert done["output"]["data"]["text/plain"] == "42", done
     events = session_events(plane, session_id)
     assert events.count("starting") == 1, events
-    assert len(session_dirs(plane) - before) == 1, "one agent per session"
-    stop_session(plane, session_id)
+    launched = session_dirs(plane) - before
+    assert len(launched) == 1, f"one agent per session: {launched}"
+    if kept_sessions:
+        stop_session(plane, session_id)
+    else:  # the statement cells use it; any second agent, in a folder of its own, is still a stray below
+        keep(plane, kept_sessions, session_id, plane.data_dir / "sessions" / launched.pop())
     plane.all_alive()
     plane.assert_no_strays()
 
@@ -196,7 +226,7 @@ def cluster_state(plane: Plane, cluster_id: int) -> str:
         cell("api", "api.cluster_created"),
         cell("worker", "converge.before_launch_master"),
         cell("worker", "converge.after_launch_master"),
-        cell("watch-interactive", "converge.before_running"),
+        cell("watch-interactive", "converge.before_running", short=True),
     ],
 )
 def test_cluster_create(plane: Plane, role: str, point: str, also: dict[str, str]) -> None:
@@ -249,14 +279,19 @@ def _cluster_ran_once(plane: Plane, cluster_id: int, response: httpx.Response | 
 
 
 @pytest.fixture(scope="module")
-def live_session(plane: Plane) -> Any:
+def live_session(plane: Plane, kept_sessions: list[int]) -> int:
+    """The session a session-create cell kept, or (when none ran or passed) one of its own."""
+    if kept_sessions:
+        return kept_sessions[0]
+    before = session_dirs(plane)
     response = plane.post("/livy/sessions", {"kind": "pyspark", "conf": {"spark.ui.enabled": "false"}})
     assert response is not None and response.status_code == 201, response
     session_id = int(response.json()["id"])
     state = plane.poll(lambda: session_state(plane, session_id), ("idle", "error", "dead"), "session", SESSION_TIMEOUT)
     assert state == "idle", plane.diagnostics()
-    yield session_id
-    stop_session(plane, session_id)
+    (launched,) = session_dirs(plane) - before
+    keep(plane, kept_sessions, session_id, plane.data_dir / "sessions" / launched)
+    return session_id
 
 
 @pytest.mark.parametrize(
@@ -264,7 +299,7 @@ def live_session(plane: Plane) -> Any:
     [
         cell("api", "api.statement_created"),
         cell("api", "statement.after_hand_over"),
-        cell("watch-interactive", "statement.before_store"),
+        cell("watch-interactive", "statement.before_store", short=True),
     ],
 )
 def test_statement_run(plane: Plane, live_session: int, role: str, point: str, also: dict[str, str]) -> None:
