@@ -1,5 +1,8 @@
-"""The fault suite's services and control plane: a database and a RabbitMQ vhost of its own, every role its
-own process (the harness in harness.py), and nothing left running after a module ends.
+"""The fault suite's services and control plane: a PostgreSQL (behind a TCP proxy) and a RabbitMQ node of
+its own (services.py), every role its own process (the harness in harness.py), and nothing left running at
+the end. One plane serves the whole suite: the roles start once (tens of seconds on a loaded machine), a
+cell restarts only the role it killed, and the matrix runs on a plane that has just survived the
+dependency tests' outages (test_dependencies.py runs first).
 
 Plain `pytest` (scripts/test) runs the short subset: the tests marked `faults_short`, which between them kill
 every role and cover every phase. The others are deselected at collection (reported as deselected, not
@@ -10,9 +13,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from sparkplane.db import migrate
 from sparkplane.db.base import make_engine
@@ -21,9 +26,9 @@ from sparkplane.services.context import build_context
 from sparkplane.services.encryption import new_key
 from sparkplane.settings import load_settings
 from tests.e2e.roles import Roles, free_port, stop_local_runs
-from tests.e2e.test_faults_production import broker_url, database_url  # noqa: F401  (fixtures, by name)
 
 from .harness import PASSWORD, Plane, write_stand_in
+from .services import PrivatePostgres, PrivateRabbit, TcpProxy
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HERE = Path(__file__).resolve().parent
@@ -64,13 +69,59 @@ def plane_env(db_url: str, amqp_url: str, data_dir: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def plane(
-    database_url: str,  # noqa: F811
-    broker_url: str,  # noqa: F811
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Plane]:
-    """All four roles running, shared by a module's cells; at the end no role, run or agent is left."""
+@pytest.fixture(scope="session")
+def private_services() -> Iterator[tuple[PrivatePostgres, PrivateRabbit]]:
+    """Both started at once: each is mostly waiting (initdb, an Erlang VM booting)."""
+    with ThreadPoolExecutor(2) as pool:
+        starting_postgres, starting_rabbit = pool.submit(PrivatePostgres), pool.submit(PrivateRabbit)
+    try:
+        yield starting_postgres.result(), starting_rabbit.result()
+    finally:  # whichever of them did start
+        if starting_postgres.exception() is None:
+            starting_postgres.result().close()
+        if starting_rabbit.exception() is None:
+            starting_rabbit.result().close()
+
+
+@pytest.fixture(scope="session")
+def postgres(private_services: tuple[PrivatePostgres, PrivateRabbit]) -> PrivatePostgres:
+    return private_services[0]
+
+
+@pytest.fixture(scope="session")
+def rabbit(private_services: tuple[PrivatePostgres, PrivateRabbit]) -> PrivateRabbit:
+    return private_services[1]
+
+
+@pytest.fixture(scope="session")
+def proxy(postgres: PrivatePostgres) -> Iterator[TcpProxy]:
+    tcp = TcpProxy(postgres.port)
+    try:
+        yield tcp
+    finally:
+        tcp.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres: PrivatePostgres, proxy: TcpProxy) -> str:
+    """The roles reach the private PostgreSQL through the proxy, which test_dependencies.py cuts."""
+    admin = sa.create_engine(postgres.admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("CREATE DATABASE sparkplane"))
+    finally:
+        admin.dispose()
+    return f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/sparkplane"
+
+
+@pytest.fixture(scope="session")
+def broker_url(rabbit: PrivateRabbit) -> str:
+    return rabbit.url
+
+
+@pytest.fixture(scope="session")
+def plane(database_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
+    """All four roles running, shared by every cell; at the end no role, run or agent is left."""
     data_dir = tmp_path_factory.mktemp("faults")
     env = plane_env(database_url, broker_url, data_dir)
     roles = Roles(data_dir, env)
@@ -99,7 +150,7 @@ def plane(
     plane.assert_no_strays()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def app_file(plane: Plane) -> str:
     """An uploaded application: the stand-in spark-submit never reads it, but the backend checks it exists."""
     with open(EXAMPLES / "sleep.py", "rb") as file:

@@ -2,17 +2,16 @@
 the database unreachable for a moment. Every role keeps running, the API says what is wrong (503 with a
 message, never a 500), and every batch ends as it should, launched once.
 
-The services are this module's own (services.py), with a TCP proxy between the roles and PostgreSQL to cut.
+The services are the suite's own (conftest.py, services.py), with a TCP proxy between the roles and
+PostgreSQL to cut; the matrix then runs on the same plane, after these outages.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 
 from .harness import Plane
 from .services import PrivatePostgres, PrivateRabbit, TcpProxy
@@ -21,50 +20,6 @@ from .services import PrivatePostgres, PrivateRabbit, TcpProxy
 pytestmark = [pytest.mark.faults, pytest.mark.faults_short, pytest.mark.e2e, pytest.mark.postgres, pytest.mark.rabbitmq]
 
 TERMINAL = ("success", "dead", "killed")
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PrivatePostgres]:
-    server = PrivatePostgres()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
-def proxy(postgres: PrivatePostgres) -> Iterator[TcpProxy]:
-    tcp = TcpProxy(postgres.port)
-    try:
-        yield tcp
-    finally:
-        tcp.close()
-
-
-@pytest.fixture(scope="module")
-def database_url(postgres: PrivatePostgres, proxy: TcpProxy) -> str:
-    """The roles reach the private PostgreSQL through the proxy."""
-    admin = sa.create_engine(postgres.admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text("CREATE DATABASE sparkplane"))
-    finally:
-        admin.dispose()
-    return f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/sparkplane"
-
-
-@pytest.fixture(scope="module")
-def rabbit() -> Iterator[PrivateRabbit]:
-    node = PrivateRabbit()
-    try:
-        yield node
-    finally:
-        node.close()
-
-
-@pytest.fixture(scope="module")
-def broker_url(rabbit: PrivateRabbit) -> str:
-    return rabbit.url
 
 
 def submit(plane: Plane, app_file: str, seconds: int) -> int:

@@ -11,10 +11,10 @@ Already covered elsewhere with real Spark, and not repeated here: tests/e2e/test
 (worker killed before spark-submit; every role killed while a batch runs) and test_faults_interactive.py
 (an agent killed; every role killed mid-statement; every role killed while a cluster starts).
 
-Plain `pytest` runs the cells marked `short=True` (seven: every role killed, every phase covered); the other
+Plain `pytest` runs the cells marked `short=True` (six: every role killed, every phase covered); the other
 cells are deselected at collection, so the run reports them as deselected, not skipped. The full matrix:
-`scripts/test-faults` (SPARKPLANE_FAULTS_FULL=1). The roles run once per module and only the killed one is
-started again; the first session-create cell that passes keeps its idle session for the statement cells.
+`scripts/test-faults` (SPARKPLANE_FAULTS_FULL=1). The roles run once for the suite and only the killed one
+is started again; the first session-create cell that passes keeps its idle session for the statement cells.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def kill_and_revive(plane: Plane, role: str, point: str, also: dict[str, str]) -
         cell("worker", "worker.before_launch"),
         cell("worker", "worker.after_launch", short=True),
         cell("watch-batch", "batch_reconcile.before_running"),
-        cell("watch-batch", "batch_reconcile.before_success", short=True),
+        cell("watch-batch", "batch_reconcile.before_success"),
     ],
 )
 def test_batch_submit(plane: Plane, app_file: str, role: str, point: str, also: dict[str, str]) -> None:
