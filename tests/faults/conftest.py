@@ -6,7 +6,8 @@ dependency tests' outages (test_dependencies.py runs first).
 
 Plain `pytest` (scripts/test) runs the short subset: the tests marked `faults_short`, which between them kill
 every role and cover every phase. The others are deselected at collection (reported as deselected, not
-skipped); `scripts/test-faults` sets SPARKPLANE_FAULTS_FULL=1 and runs them all.
+skipped) unless named by their id on the command line; `scripts/test-faults` sets SPARKPLANE_FAULTS_FULL=1
+and runs them all.
 """
 
 from __future__ import annotations
@@ -39,8 +40,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Without SPARKPLANE_FAULTS_FULL=1, deselect this folder's tests that are not in the short subset."""
     if os.environ.get(FULL) == "1":
         return
+    named = {arg for arg in config.args if "::" in arg}  # a cell asked for by its id runs
     # A conftest's collection hook sees every collected item, not only this folder's.
-    dropped = [i for i in items if i.path.is_relative_to(HERE) and i.get_closest_marker("faults_short") is None]
+    dropped = [
+        i
+        for i in items
+        if i.path.is_relative_to(HERE) and i.get_closest_marker("faults_short") is None and i.nodeid not in named
+    ]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         gone = set(dropped)
