@@ -92,6 +92,11 @@ class Settings(BaseSettings):
         default="local", description="Backend that runs new batches (fake: in-memory, for tests and load runs)"
     )
     spark_master: str = Field(default="local[*]", description="Spark master of the local backend")
+    spark_submit: Path | None = Field(
+        default=None,
+        description="Command the local backend launches batches with; unset: spark-submit of SPARK_HOME "
+        "(or of the installed pyspark)",
+    )
     cluster_provider: Literal["local", "ec2", "fake"] = Field(
         default="local", description="Where new clusters' machines come from (fake: in-memory, for tests)"
     )

@@ -40,7 +40,7 @@ ROLE_ARGV: Mapping[str, tuple[str, ...]] = {
 # A role gets this long after SIGTERM before SIGKILL: a Celery worker finishes its running tasks first.
 STOP_GRACE = 15.0
 # Variables of the test runner's environment that must not leak into a role unless a test sets them.
-_SCRUBBED = ("SPARKPLANE_FAULTS", "PROMETHEUS_MULTIPROC_DIR")
+_SCRUBBED = ("SPARKPLANE_FAULTS", "SPARKPLANE_FAULTS_FILE", "PROMETHEUS_MULTIPROC_DIR")
 
 
 def free_port() -> int:

@@ -1,12 +1,14 @@
 """Fault tests on the production topology: PostgreSQL, RabbitMQ, and every role as its own process.
 
-DESIGN.md, "How work flows, and why nothing is lost": a worker killed between the row and spark-submit, a
-broker down while batches are submitted, and a control plane killed while a batch runs must each end with
-the batch finished, its log readable, and exactly one Spark application launched for it.
+DESIGN.md, "How work flows, and why nothing is lost": a worker killed between the row and spark-submit, and a
+control plane killed while a batch runs, must each end with the batch finished, its log readable, and
+exactly one Spark application launched for it. These are the real-Spark cases of the fault suite; its
+matrix (every role at every phase, with a stand-in spark-submit) and the broker stopped and restarted
+(on a private RabbitMQ node, not the machine's shared one) are in tests/faults/.
 
 Each module gets its own database and RabbitMQ vhost, so it shares nothing with other test runs on the
 machine; each test starts its roles afresh and stops them (and any Spark run left) when it ends.
-Four Spark applications in all (local[1]): the machine has two cores.
+Two Spark applications in all (local[1]): the machine has two cores.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -105,17 +106,6 @@ def _purge(url: str) -> None:
 
     with Connection(url, connect_timeout=5) as conn, contextlib.suppress(NotFound):
         conn.default_channel.queue_purge(QUEUE)
-
-
-@contextlib.contextmanager
-def broker_stopped() -> Iterator[None]:
-    """RabbitMQ's app stopped for the block (the Erlang node stays up); always started again after it."""
-    result = _rabbitmqctl("stop_app")
-    assert result.returncode == 0, f"rabbitmqctl stop_app failed: {result.stdout}{result.stderr}"
-    try:
-        yield
-    finally:
-        _ensure_rabbit_running()
 
 
 # -- the control plane ------------------------------------------------------------------------------------
@@ -319,39 +309,6 @@ def test_worker_killed_before_spark_submit_launches_exactly_once(plane: ControlP
     new_runs = plane.run_dirs() - before
     assert len(new_runs) == 1, f"expected exactly one Spark application, found {sorted(new_runs)}"
     plane.assert_launched_once(batch_id, new_runs)
-
-
-def test_batches_submitted_while_rabbitmq_is_down_run_once_it_is_back(plane: ControlPlane) -> None:
-    api = plane.start_api()
-    watcher = plane.start_watcher()
-    worker = plane.start_worker()
-    plane.wait_ready(api)
-    before = plane.run_dirs()
-    file_uri = plane.upload(EXAMPLES / "pi.py")
-
-    with broker_stopped():
-        batch_ids = []
-        for _ in range(2):
-            started = time.monotonic()
-            batch_ids.append(plane.submit(file_uri, "1"))  # asserts 201
-            elapsed = time.monotonic() - started
-            assert elapsed < 5.0, f"POST /livy/batches took {elapsed:.1f}s with the broker down; it must not wait"
-        assert [plane.state(b) for b in batch_ids] == ["not_started", "not_started"]
-        ready = plane.http.get("/readyz")
-        assert ready.status_code == 503 and ready.json()["checks"]["broker"] != "ok", ready.text
-        # Long enough for the relay and the worker to notice the broker is gone.
-        time.sleep(3)
-        assert worker.alive, f"the worker exited when the broker went away:\n{worker.describe()}\n{worker.log_tail()}"
-
-    plane.wait_ready(api)  # the API's own broker connection recovers too
-    states = [plane.wait_final(b, keep_alive=(api, watcher, worker)) for b in batch_ids]
-
-    assert states == ["success", "success"], plane.diagnostics()
-    new_runs = plane.run_dirs() - before
-    assert len(new_runs) == 2, f"expected one Spark application per batch, found {sorted(new_runs)}"
-    for batch_id in batch_ids:
-        plane.assert_launched_once(batch_id, new_runs)
-        assert any("Pi is roughly" in line for line in plane.log(batch_id)), plane.diagnostics()
 
 
 def test_control_plane_killed_while_a_batch_runs_adopts_it_after_restart(plane: ControlPlane) -> None:

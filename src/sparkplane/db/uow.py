@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from sparkplane.db.repositories.batches import BatchRepository
@@ -42,6 +42,24 @@ class Database:
         """Commit on success, roll back on any exception."""
         with self._sessions() as db, db.begin():
             yield UnitOfWork(db)
+
+    @contextmanager
+    def process_lock(self, space: int, key: int) -> Iterator[bool | None]:
+        """A lock held by this process's own connection, so it dies with the process (PostgreSQL's session
+        advisory locks): True when taken, False when another process holds it. None on a database that has
+        none (SQLite, one machine): the caller then relies on its own lease."""
+        if self.engine.dialect.name != "postgresql":
+            yield None
+            return
+        with self.engine.connect() as conn:
+            taken = bool(conn.execute(text("SELECT pg_try_advisory_lock(:s, :k)"), {"s": space, "k": key}).scalar())
+            conn.commit()
+            try:
+                yield taken
+            finally:
+                if taken:
+                    conn.execute(text("SELECT pg_advisory_unlock(:s, :k)"), {"s": space, "k": key})
+                    conn.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -79,7 +79,9 @@ def cancel(ctx: Context, batch_id: int) -> None:
         if batch is None or batch.state in BATCH_TERMINAL or batch.handle is None:
             return
         handle, backend_name = Handle.from_json(batch.handle), batch.backend
+    faults.point("worker.before_cancel", ctx.settings.data_dir)
     ctx.backends.get(backend_name).cancel(handle, grace=_grace(ctx))
+    faults.point("worker.after_cancel", ctx.settings.data_dir)
     reconcile(ctx, batch_id)  # record `killed` now rather than at the watcher's next pass
 
 
@@ -113,6 +115,8 @@ def reconcile(ctx: Context, batch_id: int) -> None:
                 fields["failure_reason"] = (
                     FailureReason.USER_REQUEST if target == BatchState.KILLED else FailureReason.BACKEND_FAILED
                 )
+        # The row is locked and nothing is written yet: a kill here must leave the transition to a retry.
+        faults.point(f"batch_reconcile.before_{target.value}", ctx.settings.data_dir)
         moved = uow.batches.transition(
             batch, target, now, reason=fields.get("failure_reason"), message=observation.message, **fields
         )

@@ -13,7 +13,7 @@ from sparkplane.db.models import Batch
 from sparkplane.domain.errors import InvalidInput, NotFound
 from sparkplane.domain.specs import BatchSpec, Resources, check_conf
 from sparkplane.domain.states import BATCH_TERMINAL, BatchState, FailureReason
-from sparkplane.services import clusters, credentials, dispatch, files
+from sparkplane.services import clusters, credentials, dispatch, faults, files
 from sparkplane.services.context import Context
 from sparkplane.services.principal import Principal
 
@@ -132,6 +132,7 @@ def submit(ctx: Context, principal: Principal, req: BatchRequest) -> BatchView:
         )
         entry = dispatch.enqueue(uow, ctx, dispatch.LAUNCH_BATCH, batch.id)
         view = _view(batch, principal.username)
+    faults.point("api.batch_created", ctx.settings.data_dir)
     dispatch.publish(ctx, [entry])
     return view
 
@@ -227,6 +228,8 @@ def kill(
             uow.batches.set_fields(row, cancel_requested_at=now)
             entries.append(dispatch.enqueue(uow, ctx, dispatch.CANCEL_BATCH, row.id))
         view = _view(row, owner)
+    if entries:
+        faults.point("api.kill_requested", ctx.settings.data_dir)
     dispatch.publish(ctx, entries)
     return view
 

@@ -38,7 +38,7 @@ from sparkplane.backends.clusters import (
 from sparkplane.db.models import Cluster
 from sparkplane.domain import clusters as domain
 from sparkplane.domain.states import ClusterState
-from sparkplane.services import batches, dispatch, sessions
+from sparkplane.services import batches, dispatch, faults, sessions
 from sparkplane.services import clusters as cluster_service
 from sparkplane.services.cluster_demand import waiting_cores
 from sparkplane.services.context import Context
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 C = ClusterState
 # Longer than any one pass (a master and a few workers start in seconds); a crashed holder's lease lapses.
 LEASE_SECONDS = 120.0
+_LOCK_SPACE = 0x5350  # "SP": the advisory-lock namespace of cluster convergence (the key is the cluster id)
 _SETTLING = (C.PENDING, C.RESTARTING, C.RESIZING)
 
 
@@ -90,6 +91,18 @@ class _Row:
 
 
 def converge(ctx: Context, cluster_id: int) -> None:
+    # On PostgreSQL the lock is the holder's own connection: a worker killed mid-pass frees the cluster at
+    # once. A time lease alone kept a crashed holder's cluster unconverged for LEASE_SECONDS.
+    with ctx.db.process_lock(_LOCK_SPACE, cluster_id) as held:
+        if held is False:
+            return  # another process is converging it right now
+        if held:
+            _converge(ctx, cluster_id)
+        else:
+            _converge_under_lease(ctx, cluster_id)
+
+
+def _converge_under_lease(ctx: Context, cluster_id: int) -> None:
     now = ctx.clock.now()
     with ctx.db.uow() as uow:
         if not uow.clusters.take_lease(cluster_id, now, now + dt.timedelta(seconds=LEASE_SECONDS)):
@@ -133,7 +146,9 @@ def _converge(ctx: Context, cluster_id: int) -> None:
         return  # a user restarts or terminates it; nothing grows back on its own
     master = next((n for n in current if n.role is NodeRole.MASTER), None)
     if master is None:
+        faults.point("converge.before_launch_master", ctx.settings.data_dir)
         provider.launch_node(launch, NodeRole.MASTER, key=node_key(row.uid, row.generation, NodeRole.MASTER))
+        faults.point("converge.after_launch_master", ctx.settings.data_dir)
         return
     if master.state == NodeState.GONE:
         _master_lost(ctx, provider, row, master, alive)
@@ -297,6 +312,7 @@ def _settle(ctx: Context, row: _Row, status: MasterStatus, target: int) -> None:
     entries: list[int] = []
     with ctx.db.uow() as uow:
         cluster = uow.clusters.get(row.id, for_update=True)
+        faults.point("converge.before_running", ctx.settings.data_dir)
         if cluster is None or not uow.clusters.transition(
             cluster, C.RUNNING, now, message=f"running with {target} worker(s)", last_activity_at=now
         ):

@@ -20,7 +20,7 @@ from sparkplane.db.uow import UnitOfWork
 from sparkplane.domain import clusters as domain
 from sparkplane.domain.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from sparkplane.domain.states import ClusterState
-from sparkplane.services import dispatch
+from sparkplane.services import dispatch, faults
 from sparkplane.services.context import Context
 from sparkplane.services.encryption import DecryptionFailed
 from sparkplane.services.principal import Principal
@@ -166,6 +166,7 @@ def create(ctx: Context, principal: Principal, req: ClusterRequest) -> ClusterVi
         uow.clusters.add_event(row.id, "CREATING", details, now)
         entry = dispatch.enqueue(uow, ctx, dispatch.CONVERGE_CLUSTER, row.id)
         result = view(row, principal.username)
+    faults.point("api.cluster_created", ctx.settings.data_dir)
     dispatch.publish(ctx, [entry])
     return result
 

@@ -110,7 +110,12 @@ def default_backends(settings: Settings) -> Backends:
     def local() -> ComputeBackend:
         from sparkplane.backends.local import LocalBackend
 
-        return LocalBackend(settings.run_root(), spark_home=_spark_home(), master=settings.spark_master)
+        return LocalBackend(
+            settings.run_root(),
+            spark_home=_spark_home(),
+            master=settings.spark_master,
+            spark_submit=settings.spark_submit,
+        )
 
     # Each role is its own process: the fake they share keeps its runs in files under the data folder.
     def fake() -> ComputeBackend:

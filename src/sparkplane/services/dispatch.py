@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from sparkplane.db.uow import UnitOfWork
+from sparkplane.services import faults
 from sparkplane.services.context import Context
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ def relay(ctx: Context, *, only: list[int] | None = None, limit: int = 500) -> i
             else:
                 failed.append(entry.id)
                 break  # the broker is down: the rest would fail the same way
+        if published:
+            faults.point("relay.after_publish", ctx.settings.data_dir)  # published, not yet deleted: it goes out again
         uow.outbox.delete(published)
         uow.outbox.bump_attempts(failed)
         # The watcher's "lost message" timer counts from the last dispatch, not from submission.

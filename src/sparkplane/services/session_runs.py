@@ -62,6 +62,7 @@ def launch(ctx: Context, session_id: int) -> None:
                     row, SessionState.ERROR, ctx.clock.now(), reason=FailureReason.SUBMIT_ERROR, message=str(exc)
                 )
         return
+    faults.point("worker.after_session_launch", ctx.settings.data_dir)
     now = ctx.clock.now()
     with ctx.db.uow() as uow:
         row = uow.sessions.get(session_id, for_update=True)
@@ -117,6 +118,7 @@ def reconcile(ctx: Context, session_id: int) -> None:
                 fields["log_key"] = _collect_log(ctx, row, handle)
                 _end_statements(uow, row.id, now)
             reason = FailureReason.BACKEND_FAILED if target in (SessionState.ERROR, SessionState.DEAD) else None
+            faults.point(f"session_reconcile.before_{target.value}", ctx.settings.data_dir)  # row locked, not written
             uow.sessions.transition(
                 row, target, now, reason=reason if not stop_requested else None, message=observation.message, **fields
             )

@@ -22,7 +22,7 @@ from sparkplane.domain.specs import (
     parse_duration,
 )
 from sparkplane.domain.states import SESSION_TERMINAL, FailureReason, SessionState
-from sparkplane.services import clusters, credentials, dispatch, files
+from sparkplane.services import clusters, credentials, dispatch, faults, files
 from sparkplane.services.batches import LogPage
 from sparkplane.services.context import Context
 from sparkplane.services.principal import Principal
@@ -157,6 +157,7 @@ def create(ctx: Context, principal: Principal, req: SessionRequest) -> SessionVi
         )
         entry = dispatch.enqueue(uow, ctx, dispatch.LAUNCH_SESSION, row.id)
         result = view(row, principal.username)
+    faults.point("api.session_created", ctx.settings.data_dir)
     dispatch.publish(ctx, [entry])
     return result
 

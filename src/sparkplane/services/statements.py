@@ -18,7 +18,7 @@ from sparkplane.db.uow import UnitOfWork
 from sparkplane.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from sparkplane.domain.specs import STATEMENT_KINDS, normalize_kind
 from sparkplane.domain.states import SESSION_TERMINAL, STATEMENT_TERMINAL, SessionState, StatementState
-from sparkplane.services import sessions
+from sparkplane.services import faults, sessions
 from sparkplane.services.context import Context
 from sparkplane.services.principal import Principal
 
@@ -99,6 +99,7 @@ def submit(ctx: Context, principal: Principal, ref: str | int, code: str, kind: 
         uow.sessions.set_fields(row, last_activity_at=now)
         session_id, backend, handle, state = row.id, row.backend, row.handle, SessionState(row.state)
         result = _view(statement)
+    faults.point("api.statement_created", ctx.settings.data_dir)
     if handle is not None and state in _READY:
         delivered = _deliver(ctx, session_id, backend, Handle.from_json(handle), number, code, statement_kind)
         return delivered or result
@@ -126,6 +127,7 @@ def _deliver(
     except TransientBackendError as exc:
         log.info("session %s statement %s: agent busy or unreachable (%s); will retry", session_id, number, exc)
         return None
+    faults.point("statement.after_hand_over", ctx.settings.data_dir)
     with ctx.db.uow() as uow:
         statement = uow.statements.get(session_id, number, for_update=True)
         if statement is None:
@@ -144,6 +146,7 @@ def refresh(ctx: Context, session_id: int, backend: str, handle: Handle, number:
         return None
     if observed is None:
         return None
+    faults.point("statement.before_store", ctx.settings.data_dir)
     with ctx.db.uow() as uow:
         row = uow.statements.get(session_id, number, for_update=True)
         if row is None:

@@ -104,13 +104,16 @@ class LocalBackend:
         master: str = "local[*]",
         python: str = sys.executable,
         extra_env: Mapping[str, str] | None = None,
+        spark_submit: Path | None = None,
     ) -> None:
+        """`spark_submit` replaces spark_home/bin/spark-submit (a site's wrapper, or a test's stand-in)."""
         # Absolute: the supervisor and spark-submit run inside the run folder, where a relative path breaks.
         self._run_root = Path(run_root).absolute()
         self._spark_home = Path(spark_home)
         self._master = master
         self._python = python
         self._extra_env = dict(extra_env or {})
+        self._spark_submit = Path(spark_submit or self._spark_home / "bin" / "spark-submit")
 
     @property
     def run_root(self) -> Path:
@@ -129,7 +132,7 @@ class LocalBackend:
             if sup.launched(run_dir):
                 logger.info("local run %s was launched before; not launching it again", key)
                 return handle
-            spark_submit = self._spark_home / "bin" / "spark-submit"
+            spark_submit = self._spark_submit
             if not os.access(spark_submit, os.X_OK):
                 raise PermanentBackendError(f"spark-submit is missing or not executable: {spark_submit}")
             spec = _with_checked_file(spec)
