@@ -156,6 +156,7 @@ class Settings(BaseSettings):
     # --- limits and loops ----------------------------------------------------------------------------------
     max_body_bytes: int = Field(default=1_048_576, description="Largest JSON request body")
     max_upload_bytes: int = Field(default=200 * 1_048_576, description="Largest uploaded application file")
+    max_notebook_bytes: int = Field(default=32 * 1_048_576, description="Largest notebook file imported")
     reconcile_interval_seconds: float = Field(default=1.0, description="Pause between watcher passes")
     reconcile_batch_size: int = Field(default=200, description="Rows one watcher pass observes at most")
     redispatch_after_seconds: float = Field(

@@ -118,6 +118,27 @@ AUTHZ: dict[tuple[str, str], Expect] = {
     ("GET", "/api/v1/credentials"):                              Expect(401, 200, 200, 200),
     ("GET", "/api/v1/credentials/{name}"):                       Expect(401, 404, 200, 404),
     ("DELETE", "/api/v1/credentials/{name}"):                    Expect(401, 404, 200, 404),
+    # workspace: another user's folder or notebook is 404; admins read and manage all, but attach and run
+    # no code in a notebook that is not theirs (its session has the owner's credentials), as with sessions
+    ("GET", "/api/v1/workspace"):                                Expect(401, 200, 200, 200),
+    ("POST", "/api/v1/workspace/folders"):                       Expect(401, 201, 201, 201),
+    ("PATCH", "/api/v1/workspace/folders/{folder_id}"):          Expect(401, 404, 200, 200),
+    ("DELETE", "/api/v1/workspace/folders/{folder_id}"):         Expect(401, 404, 204, 204),
+    ("POST", "/api/v1/workspace/notebooks"):                     Expect(401, 201, 201, 201),
+    ("POST", "/api/v1/workspace/import"):                        Expect(401, 201, 201, 201),
+    ("GET", "/api/v1/workspace/notebooks/{notebook_id}"):        Expect(401, 404, 200, 200),
+    ("PATCH", "/api/v1/workspace/notebooks/{notebook_id}"):      Expect(401, 404, 200, 200),
+    ("DELETE", "/api/v1/workspace/notebooks/{notebook_id}"):     Expect(401, 404, 204, 204),
+    ("GET", "/api/v1/workspace/notebooks/{notebook_id}/export"): Expect(401, 404, 200, 200),
+    ("POST", "/api/v1/workspace/notebooks/{notebook_id}/cells"): Expect(401, 404, 201, 201),
+    ("PATCH", "/api/v1/workspace/notebooks/{notebook_id}/cells/{cell_id}"): Expect(401, 404, 200, 200),
+    ("DELETE", "/api/v1/workspace/notebooks/{notebook_id}/cells/{cell_id}"): Expect(401, 404, 204, 204),
+    ("POST", "/api/v1/workspace/notebooks/{notebook_id}/cells/{cell_id}/run"): Expect(401, 404, 202, 403),
+    ("POST", "/api/v1/workspace/notebooks/{notebook_id}/run-all"): Expect(401, 404, 202, 403),
+    ("POST", "/api/v1/workspace/notebooks/{notebook_id}/cancel"): Expect(401, 404, 200, 200),
+    ("POST", "/api/v1/workspace/notebooks/{notebook_id}/clear-outputs"): Expect(401, 404, 200, 200),
+    ("POST", "/api/v1/workspace/notebooks/{notebook_id}/attach"): Expect(401, 404, 200, 403),
+    ("POST", "/api/v1/workspace/notebooks/{notebook_id}/detach"): Expect(401, 404, 200, 200),
 }
 # fmt: on
 
@@ -131,7 +152,7 @@ def app_routes() -> list[tuple[str, str]]:
     Routes are fixed when the app is built and creating it touches nothing but these two settings, so a stub
     context is enough at collection time. HEAD, which Starlette adds beside GET, is covered by the GET entry.
     """
-    stub = SimpleNamespace(settings=SimpleNamespace(max_body_bytes=1, max_upload_bytes=1))
+    stub = SimpleNamespace(settings=SimpleNamespace(max_body_bytes=1, max_upload_bytes=1, max_notebook_bytes=1))
     found = []
     for route in iter_route_contexts(create_app(stub).routes):  # type: ignore[arg-type]
         methods = set(route.methods or {"*"})  # a mount or websocket has no methods: it needs an entry too
@@ -160,6 +181,14 @@ def request_args(method: str, path: str, owned: Owned, caller: str) -> dict[str,
         ("POST", "/api/v1/clusters"): {"json": {"cluster_name": f"c-{caller}", "num_workers": 1}},
         ("POST", "/api/v1/clusters/{cluster_id}/resize"): {"json": {"num_workers": 2}},
         ("POST", "/api/v1/clusters/by-uid/{cluster_uid}/report"): {"json": {"key": "x", "role": "master"}},
+        ("POST", "/api/v1/workspace/folders"): {"json": {"name": f"folder-{caller}"}},
+        ("PATCH", "/api/v1/workspace/folders/{folder_id}"): {"json": {"name": f"renamed-{caller}"}},
+        ("POST", "/api/v1/workspace/notebooks"): {"json": {"name": f"nb-{caller}", "cells": [{"source": "1"}]}},
+        ("POST", "/api/v1/workspace/import"): {"json": {"filename": f"{caller}.py", "content": "print(3)"}},
+        ("PATCH", "/api/v1/workspace/notebooks/{notebook_id}"): {"json": {"name": f"renamed-{caller}"}},
+        ("POST", "/api/v1/workspace/notebooks/{notebook_id}/cells"): {"json": {"kind": "sql", "source": "SELECT 1"}},
+        ("PATCH", "/api/v1/workspace/notebooks/{notebook_id}/cells/{cell_id}"): {"json": {"source": "print(2)"}},
+        ("POST", "/api/v1/workspace/notebooks/{notebook_id}/attach"): {"json": {}},
         ("POST", "/api/v1/credentials"): {
             "json": {
                 "name": f"mine-{caller}",
@@ -181,6 +210,10 @@ def fill(path: str, owned: Owned) -> str:
         "cluster_id": owned.cluster_id,
         "cluster_uid": owned.cluster_uid,
         "name": owned.credential,
+        "folder_id": owned.folder_id,
+        # attach needs a notebook that is not attached yet; every other notebook route, the attached one
+        "notebook_id": owned.loose_notebook_id if path.endswith("/attach") else owned.notebook_id,
+        "cell_id": owned.cell_id,
     }
     names = {name for _, name, _, _ in string.Formatter().parse(path) if name}
     unknown = names - values.keys()

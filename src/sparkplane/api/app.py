@@ -16,6 +16,7 @@ from sparkplane.api.routers import (
     native_clusters,
     native_sessions,
     ops,
+    workspace,
 )
 from sparkplane.services.context import Context
 
@@ -36,11 +37,17 @@ def create_app(ctx: Context) -> FastAPI:
         native_batches.router,
         native_sessions.router,
         native_clusters.router,
+        workspace.router,
         livy.router,
         livy_sessions.router,
     )
     for router in routers:
         app.include_router(router)
-    app.add_middleware(BodyLimit, max_body=ctx.settings.max_body_bytes, max_upload=ctx.settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_body=ctx.settings.max_body_bytes,
+        max_upload=ctx.settings.max_upload_bytes,
+        max_notebook=ctx.settings.max_notebook_bytes,
+    )
     app.add_middleware(Metrics)
     return app
