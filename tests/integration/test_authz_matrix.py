@@ -118,6 +118,23 @@ AUTHZ: dict[tuple[str, str], Expect] = {
     ("GET", "/api/v1/credentials"):                              Expect(401, 200, 200, 200),
     ("GET", "/api/v1/credentials/{name}"):                       Expect(401, 404, 200, 404),
     ("DELETE", "/api/v1/credentials/{name}"):                    Expect(401, 404, 200, 404),
+    # the web UI. Pages open with the browser's cookie login only (their script needs its CSRF token), so a
+    # caller with Basic credentials is sent to the login page like nobody is (303). The login page, its
+    # static files and `/` are open; logging in needs the login form's CSRF cookie, which no caller here has
+    # (403). Cookie logins themselves are tested in test_web_logins.py.
+    ("GET", "/"):                                                Expect(200, 200, 200, 200),
+    ("GET", "/ui/login"):                                        Expect(200, 200, 200, 200),
+    ("POST", "/ui/login"):                                       Expect(403, 403, 403, 403),
+    ("POST", "/ui/logout"):                                      Expect(401, 204, 204, 204),
+    ("GET", "/ui/static/{path}"):                                Expect(200, 200, 200, 200),
+    ("GET", "/ui/"):                                             Expect(303, 303, 303, 303),
+    ("GET", "/ui/clusters"):                                     Expect(303, 303, 303, 303),
+    ("GET", "/ui/clusters/{cluster_id}"):                        Expect(303, 303, 303, 303),
+    ("GET", "/ui/sql"):                                          Expect(303, 303, 303, 303),
+    ("GET", "/ui/batches"):                                      Expect(303, 303, 303, 303),
+    ("GET", "/ui/batches/{batch_id}"):                           Expect(303, 303, 303, 303),
+    ("GET", "/ui/account"):                                      Expect(303, 303, 303, 303),
+    ("GET", "/ui/admin"):                                        Expect(303, 303, 303, 303),
 }
 # fmt: on
 
@@ -160,6 +177,7 @@ def request_args(method: str, path: str, owned: Owned, caller: str) -> dict[str,
         ("POST", "/api/v1/clusters"): {"json": {"cluster_name": f"c-{caller}", "num_workers": 1}},
         ("POST", "/api/v1/clusters/{cluster_id}/resize"): {"json": {"num_workers": 2}},
         ("POST", "/api/v1/clusters/by-uid/{cluster_uid}/report"): {"json": {"key": "x", "role": "master"}},
+        ("POST", "/ui/login"): {"json": {"username": "alice", "password": "alice-password"}},
         ("POST", "/api/v1/credentials"): {
             "json": {
                 "name": f"mine-{caller}",
@@ -181,6 +199,7 @@ def fill(path: str, owned: Owned) -> str:
         "cluster_id": owned.cluster_id,
         "cluster_uid": owned.cluster_uid,
         "name": owned.credential,
+        "path": "sparkplane.css",
     }
     names = {name for _, name, _, _ in string.Formatter().parse(path) if name}
     unknown = names - values.keys()
@@ -199,7 +218,10 @@ def check_answer(path: str, caller: str, response: Response, owned: Owned) -> No
         key = "msg" if path.startswith("/livy") else "detail"
         message = response.json().get(key)
         assert isinstance(message, str) and message.strip(), f"error without a message: {text[:300]}"
-    if response.status_code == 401:
+    if response.status_code == 401 and path.startswith("/ui/"):
+        # the web UI's own calls never challenge: a Basic challenge pops the browser's password dialog
+        assert "www-authenticate" not in response.headers
+    elif response.status_code == 401:
         assert response.headers["www-authenticate"].startswith("Basic")
 
 
@@ -227,7 +249,9 @@ def test_who_may_call_each_route(api: TestClient, ctx: Context, method: str, pat
     for caller, headers in CALLERS.items():
         if destroys and caller in ("owner", "admin"):
             owned = make_owned(api, ctx)  # so the admin is not told "already stopped" after the owner
-        response = api.request(method, fill(path, owned), headers=headers, **request_args(method, path, owned, caller))
+        args = request_args(method, path, owned, caller)
+        # follow_redirects=False: a page's answer to a caller without a login is the redirect itself
+        response = api.request(method, fill(path, owned), headers=headers, follow_redirects=False, **args)
         check_answer(path, caller, response, owned)
         got[caller] = response.status_code
     assert Expect(**got) == expected, f"{method} {path}: expected {expected}, got {Expect(**got)}"
