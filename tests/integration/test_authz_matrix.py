@@ -139,6 +139,23 @@ AUTHZ: dict[tuple[str, str], Expect] = {
     ("POST", "/api/v1/workspace/notebooks/{notebook_id}/clear-outputs"): Expect(401, 404, 200, 200),
     ("POST", "/api/v1/workspace/notebooks/{notebook_id}/attach"): Expect(401, 404, 200, 403),
     ("POST", "/api/v1/workspace/notebooks/{notebook_id}/detach"): Expect(401, 404, 200, 200),
+    # the web UI. Pages open with the browser's cookie login only (their script needs its CSRF token), so a
+    # caller with Basic credentials is sent to the login page like nobody is (303). The login page, its
+    # static files and `/` are open; logging in needs the login form's CSRF cookie, which no caller here has
+    # (403). Cookie logins themselves are tested in test_web_logins.py.
+    ("GET", "/"):                                                Expect(200, 200, 200, 200),
+    ("GET", "/ui/login"):                                        Expect(200, 200, 200, 200),
+    ("POST", "/ui/login"):                                       Expect(403, 403, 403, 403),
+    ("POST", "/ui/logout"):                                      Expect(401, 204, 204, 204),
+    ("GET", "/ui/static/{path}"):                                Expect(200, 200, 200, 200),
+    ("GET", "/ui/"):                                             Expect(303, 303, 303, 303),
+    ("GET", "/ui/clusters"):                                     Expect(303, 303, 303, 303),
+    ("GET", "/ui/clusters/{cluster_id}"):                        Expect(303, 303, 303, 303),
+    ("GET", "/ui/sql"):                                          Expect(303, 303, 303, 303),
+    ("GET", "/ui/batches"):                                      Expect(303, 303, 303, 303),
+    ("GET", "/ui/batches/{batch_id}"):                           Expect(303, 303, 303, 303),
+    ("GET", "/ui/account"):                                      Expect(303, 303, 303, 303),
+    ("GET", "/ui/admin"):                                        Expect(303, 303, 303, 303),
 }
 # fmt: on
 
@@ -189,6 +206,7 @@ def request_args(method: str, path: str, owned: Owned, caller: str) -> dict[str,
         ("POST", "/api/v1/workspace/notebooks/{notebook_id}/cells"): {"json": {"kind": "sql", "source": "SELECT 1"}},
         ("PATCH", "/api/v1/workspace/notebooks/{notebook_id}/cells/{cell_id}"): {"json": {"source": "print(2)"}},
         ("POST", "/api/v1/workspace/notebooks/{notebook_id}/attach"): {"json": {}},
+        ("POST", "/ui/login"): {"json": {"username": "alice", "password": "alice-password"}},
         ("POST", "/api/v1/credentials"): {
             "json": {
                 "name": f"mine-{caller}",
@@ -214,6 +232,7 @@ def fill(path: str, owned: Owned) -> str:
         # attach needs a notebook that is not attached yet; every other notebook route, the attached one
         "notebook_id": owned.loose_notebook_id if path.endswith("/attach") else owned.notebook_id,
         "cell_id": owned.cell_id,
+        "path": "sparkplane.css",
     }
     names = {name for _, name, _, _ in string.Formatter().parse(path) if name}
     unknown = names - values.keys()
@@ -232,7 +251,10 @@ def check_answer(path: str, caller: str, response: Response, owned: Owned) -> No
         key = "msg" if path.startswith("/livy") else "detail"
         message = response.json().get(key)
         assert isinstance(message, str) and message.strip(), f"error without a message: {text[:300]}"
-    if response.status_code == 401:
+    if response.status_code == 401 and path.startswith("/ui/"):
+        # the web UI's own calls never challenge: a Basic challenge pops the browser's password dialog
+        assert "www-authenticate" not in response.headers
+    elif response.status_code == 401:
         assert response.headers["www-authenticate"].startswith("Basic")
 
 
@@ -260,7 +282,9 @@ def test_who_may_call_each_route(api: TestClient, ctx: Context, method: str, pat
     for caller, headers in CALLERS.items():
         if destroys and caller in ("owner", "admin"):
             owned = make_owned(api, ctx)  # so the admin is not told "already stopped" after the owner
-        response = api.request(method, fill(path, owned), headers=headers, **request_args(method, path, owned, caller))
+        args = request_args(method, path, owned, caller)
+        # follow_redirects=False: a page's answer to a caller without a login is the redirect itself
+        response = api.request(method, fill(path, owned), headers=headers, follow_redirects=False, **args)
         check_answer(path, caller, response, owned)
         got[caller] = response.status_code
     assert Expect(**got) == expected, f"{method} {path}: expected {expected}, got {Expect(**got)}"

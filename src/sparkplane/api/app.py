@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from sparkplane import __version__
-from sparkplane.api import errors
+from sparkplane.api import errors, web_render
 from sparkplane.api.middleware import BodyLimit, Metrics
 from sparkplane.api.routers import (
     accounts,
@@ -16,6 +16,8 @@ from sparkplane.api.routers import (
     native_clusters,
     native_sessions,
     ops,
+    web,
+    web_pages,
     workspace,
 )
 from sparkplane.services.context import Context
@@ -30,6 +32,7 @@ def create_app(ctx: Context) -> FastAPI:
     )
     app.state.ctx = ctx
     errors.install(app)
+    app.add_exception_handler(web_render.LoginRequired, web_render.login_redirect)  # type: ignore[arg-type]
     routers = (
         ops.router,
         accounts.router,
@@ -40,6 +43,8 @@ def create_app(ctx: Context) -> FastAPI:
         workspace.router,
         livy.router,
         livy_sessions.router,
+        web.router,
+        web_pages.router,
     )
     for router in routers:
         app.include_router(router)

@@ -15,6 +15,7 @@ from sparkplane.db.repositories.files import FileRepository
 from sparkplane.db.repositories.outbox import OutboxRepository
 from sparkplane.db.repositories.sessions import SessionRepository, StatementRepository
 from sparkplane.db.repositories.users import TokenRepository, UserRepository
+from sparkplane.db.repositories.web_logins import WebLoginRepository
 from sparkplane.db.repositories.workspace import WorkspaceRepository
 
 
@@ -31,6 +32,7 @@ class UnitOfWork:
         self.clusters = ClusterRepository(db)
         self.credentials = CredentialRepository(db)
         self.workspace = WorkspaceRepository(db)
+        self.web_logins = WebLoginRepository(db)
         self.skip_locked = db.get_bind().dialect.name == "postgresql"
 
 

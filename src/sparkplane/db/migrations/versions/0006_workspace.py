@@ -1,10 +1,10 @@
 """workspace: folders, notebooks and their cells
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-02 03:55:04.926466
 
-Another branch also adds a 0005; whoever merges second renumbers (revision and down_revision only).
+Numbered after the web branch's 0005_web_logins, merged into this branch.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from sqlalchemy.dialects import postgresql
 
 import sparkplane.db.base
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
