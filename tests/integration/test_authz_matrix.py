@@ -152,6 +152,8 @@ AUTHZ: dict[tuple[str, str], Expect] = {
     ("GET", "/ui/clusters"):                                     Expect(303, 303, 303, 303),
     ("GET", "/ui/clusters/{cluster_id}"):                        Expect(303, 303, 303, 303),
     ("GET", "/ui/sql"):                                          Expect(303, 303, 303, 303),
+    ("GET", "/ui/workspace"):                                    Expect(303, 303, 303, 303),
+    ("GET", "/ui/notebooks/{notebook_id}"):                      Expect(303, 303, 303, 303),
     ("GET", "/ui/batches"):                                      Expect(303, 303, 303, 303),
     ("GET", "/ui/batches/{batch_id}"):                           Expect(303, 303, 303, 303),
     ("GET", "/ui/account"):                                      Expect(303, 303, 303, 303),

@@ -165,6 +165,11 @@ def get(ctx: Context, principal: Principal, notebook_id: int) -> NotebookView:
         return _view(uow, principal, owned(uow, principal, notebook_id))
 
 
+def visible(ctx: Context, principal: Principal, notebook_id: int) -> bool:
+    with ctx.db.uow() as uow:
+        return uow.workspace.notebook(notebook_id, principal.owner_filter) is not None
+
+
 def update(
     ctx: Context, principal: Principal, notebook_id: int, *, name: str | None, folder_id: int | None | _Keep = KEEP
 ) -> NotebookView:

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from sparkplane.api import web_render
 from sparkplane.api.deps import CtxDep, web_login
 from sparkplane.domain.errors import Unauthenticated
+from sparkplane.services import notebooks
 from sparkplane.services.context import Context
 from sparkplane.services.web_logins import LoginSession
 
@@ -37,6 +38,7 @@ def _page(request: Request, ctx: Context, template: str, page: str, **values: in
 SIMPLE_PAGES = {
     "/": ("welcome.html", "welcome"),
     "/clusters": ("clusters.html", "clusters"),
+    "/workspace": ("workspace.html", "workspace"),
     "/sql": ("sql.html", "sql"),
     "/batches": ("batches.html", "batches"),
     "/account": ("account.html", "account"),
@@ -57,6 +59,18 @@ for _path, (_template, _name) in SIMPLE_PAGES.items():
 @router.get("/clusters/{cluster_id}")
 def cluster(cluster_id: int, request: Request, ctx: CtxDep) -> HTMLResponse:
     return _page(request, ctx, "cluster.html", "clusters", cluster_id=cluster_id)
+
+
+@router.get("/notebooks/{notebook_id}")
+def notebook(notebook_id: int, request: Request, ctx: CtxDep) -> HTMLResponse:
+    """404 for a notebook the user cannot see, as the API answers: the page never shows someone else's."""
+    session = _session(request, ctx)
+    if not notebooks.visible(ctx, session.principal, notebook_id):
+        message = f"Notebook {notebook_id} not found. It may have been deleted, or it is not yours."
+        return web_render.render(
+            "not_found.html", status=404, session=session, page="workspace", message=message, back="/ui/workspace"
+        )
+    return web_render.render("notebook.html", session=session, page="workspace", notebook_id=notebook_id)
 
 
 @router.get("/batches/{batch_id}")
