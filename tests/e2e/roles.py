@@ -272,7 +272,7 @@ def wait_ready(
     raise AssertionError(f"{base_url}/readyz was not ready after {timeout:.0f}s (last: {last}){tail}")
 
 
-def start_up(data_dir: Path, env: Mapping[str, str], *, timeout: float = 90.0) -> tuple[RoleProcess, str]:
+def start_up(data_dir: Path, env: Mapping[str, str], *, timeout: float = 200.0) -> tuple[RoleProcess, str]:
     """`sparkplane up` on a free port with `env` over this environment; (its process, its URL) once it is up.
 
     Stop it with `process.stop()`, then `stop_local_runs` for each of clusters/, sessions/ and runs/.
