@@ -20,6 +20,9 @@
 //                                  ename / evalue / traceback
 //   stateBadge(state)              a coloured badge for a cluster, session, batch or statement state
 //   formatTime(iso), formatDuration(ms), currentUser()
+//   getOne(path, onGone)           GET the thing a page is about; a 404 calls onGone(message), gives null
+//   showGone(container, what, backHref, backText, message)
+//                                  replace a page about one thing with "not there" when the API says 404
 //   wireForm(form, handler)        submit handler that disables the form while `handler(values)` runs
 
 const csrfToken = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
@@ -268,9 +271,10 @@ export function renderChart(container, result) {
   const kind = el("select", { "aria-label": "chart type" }, el("option", { value: "bar" }, "bar"), el("option", { value: "line" }, "line"));
   const xs = el("select", { "aria-label": "x column" }, ...fields.map((_, i) => option(i)));
   const ys = el("select", { "aria-label": "y column" }, ...numeric.map(option));
-  const firstOther = fields.findIndex((_, i) => i !== numeric[0]);
-  xs.value = String(firstOther >= 0 ? firstOther : 0);
-  ys.value = String(numeric[0]);
+  const label = fields.findIndex((_, i) => !numeric.includes(i));
+  const x = label >= 0 ? label : 0;
+  xs.value = String(x);
+  ys.value = String(numeric.find((i) => i !== x) ?? numeric[0]);
   const canvas = el("div", { class: "chart" });
   const draw = () => drawChart(canvas, rows, Number(xs.value), Number(ys.value), kind.value, fields);
   for (const select of [kind, xs, ys]) select.addEventListener("change", draw);
@@ -366,6 +370,35 @@ export function renderOutput(container, output, opts = {}) {
   if (text && (json === undefined || !parts.length)) parts.push(el("pre", { class: "output-text" }, text));
   if (!parts.length) parts.push(el("p", { class: "muted" }, "(no output)"));
   return replace(container, ...parts);
+}
+
+// ---- pages about one thing ----------------------------------------------------------------------------
+// Replace the page's body with a notice when the thing it shows is not there (or not yours: the API says 404).
+// GET the one thing a page is about; on a 404 call onGone(the API's message) and resolve to null.
+export async function getOne(path, onGone) {
+  try {
+    return await api("GET", path, undefined, { quiet: true });
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) {
+      onGone(err.message);
+      return null;
+    }
+    if (err instanceof ApiError) showMessage(err.message, "error");
+    throw err;
+  }
+}
+
+export function showGone(container, what, backHref, backText, message) {
+  replace(
+    container,
+    el(
+      "section",
+      { class: "card gone", role: "alert" },
+      el("h1", {}, `${what} is not there`),
+      el("p", {}, message || "It does not exist, or it is not yours."),
+      el("p", {}, el("a", { href: backHref }, backText)),
+    ),
+  );
 }
 
 // ---- every page: the log-out button ---------------------------------------------------------------------

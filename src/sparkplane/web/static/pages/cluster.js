@@ -1,5 +1,5 @@
 // One cluster: its state and nodes (polled), resize, start / restart / terminate, and the events timeline.
-import { api, el, formatTime, poll, replace, showMessage, stateBadge, wireForm } from "../sparkplane.js";
+import { api, el, formatTime, getOne, poll, replace, showGone, showMessage, stateBadge, wireForm } from "../sparkplane.js";
 import { clusterAction, enabledActions, scalingBody, toggleScaling, workersText } from "./cluster_common.js";
 
 const id = document.getElementById("cluster-page").dataset.clusterId;
@@ -81,8 +81,12 @@ function drawEvents(page) {
 }
 
 const refresh = poll(async () => {
-  const [c, nodes, events] = await Promise.all([
-    api("GET", `/api/v1/clusters/${id}`),
+  const c = await getOne(`/api/v1/clusters/${id}`, (message) => {
+    refresh.stop();
+    showGone(document.getElementById("cluster-page"), `Cluster ${id}`, "/ui/clusters", "← Clusters", message);
+  });
+  if (!c) return;
+  const [nodes, events] = await Promise.all([
     api("GET", `/api/v1/clusters/${id}/nodes`, undefined, { quiet: true }),
     api("GET", `/api/v1/clusters/${id}/events?order=desc&limit=100`, undefined, { quiet: true }),
   ]);
