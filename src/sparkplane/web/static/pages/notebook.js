@@ -2,7 +2,7 @@
 // keeps them (SQL results as sortable tables with a bar/line chart, images, readable errors). The page
 // polls the notebook every second while something runs (reads bring running cells up to date), else
 // every few seconds. Everything shown is text (textContent) or a data: image; nothing is parsed as HTML.
-import { api, clearMessages, currentUser, el, poll, renderOutput, replace, showMessage, stateBadge } from "../sparkplane.js";
+import { api, clearMessages, currentUser, el, getOne, poll, renderOutput, replace, showGone, showMessage, stateBadge } from "../sparkplane.js";
 
 const page = document.getElementById("notebook-page");
 const id = page.dataset.notebookId;
@@ -50,7 +50,11 @@ function rebuild(cells) {
 
 async function load() {
   lastLoad = Date.now();
-  draw(await api("GET", base, undefined, { quiet: true }));
+  const nb = await getOne(base, (message) => {
+    refresher.stop(); // deleted meanwhile, in another tab or by an admin
+    showGone(page, "This notebook", "/ui/workspace", "← Workspace", message);
+  });
+  if (nb) draw(nb);
 }
 
 async function act(method, path, body) {
@@ -62,7 +66,7 @@ async function act(method, path, body) {
 
 // ---- one cell -------------------------------------------------------------------------------------------
 function makeView(cell) {
-  const view = { cell, dirty: false, key: "", timer: null };
+  const view = { cell, dirty: false, key: "", timer: null, saving: Promise.resolve() };
   view.source = el("textarea", { spellcheck: "false", "aria-label": "cell source", class: "source", rows: 3 });
   view.source.value = cell.source;
   view.kind = el("select", { "aria-label": "cell kind" }, ...KINDS.map((k) => el("option", { value: k }, k)));
@@ -96,10 +100,10 @@ function makeView(cell) {
   view.source.addEventListener("input", () => {
     view.dirty = true;
     clearTimeout(view.timer);
-    view.timer = setTimeout(() => save(view), 800);
+    view.timer = setTimeout(() => save(view).catch(() => {}), 800);
     if (view.cell.kind === "markdown") drawMarkdown(view.output, view.source.value);
   });
-  view.source.addEventListener("blur", () => save(view));
+  view.source.addEventListener("blur", () => save(view).catch(() => {})); // the banner says why
   view.source.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey || event.shiftKey)) {
       event.preventDefault();
@@ -114,16 +118,22 @@ function makeView(cell) {
   return view;
 }
 
+// Saves the source if it changed; always waits for a save under way (a blur starts one just before a click
+// on Run, which must not run the cell's old source).
 async function save(view) {
   clearTimeout(view.timer);
-  if (!view.dirty) return;
-  view.dirty = false;
-  try {
-    view.cell = await api("PATCH", `${base}/cells/${view.cell.id}`, { source: view.source.value });
-  } catch (err) {
-    view.dirty = true; // kept: the next edit or run tries again
-    throw err;
+  if (view.dirty) {
+    view.dirty = false;
+    const source = view.source.value;
+    view.saving = api("PATCH", `${base}/cells/${view.cell.id}`, { source }).then(
+      (cell) => (view.cell = cell),
+      (err) => {
+        view.dirty = true; // kept: the next edit or run tries again
+        throw err;
+      },
+    );
   }
+  await view.saving;
 }
 
 async function runCell(view) {
