@@ -161,9 +161,22 @@ class Settings(BaseSettings):
         default=None, ge=1, description="Most nodes the ec2 provider runs at once, all clusters together; unset: none"
     )
 
+    # --- web UI ----------------------------------------------------------------------------------------------
+    web_login_idle_seconds: float = Field(
+        default=12 * 3600.0, gt=0, description="A web login unused for this long ends (the browser must log in again)"
+    )
+    web_login_max_seconds: float = Field(
+        default=7 * 24 * 3600.0, gt=0, description="A web login ends this long after it began, used or not"
+    )
+    web_cookie_secure: bool = Field(
+        default=False,
+        description="Mark the web UI's cookies Secure (sent over HTTPS only); turn on behind TLS",
+    )
+
     # --- limits and loops ----------------------------------------------------------------------------------
     max_body_bytes: int = Field(default=1_048_576, description="Largest JSON request body")
     max_upload_bytes: int = Field(default=200 * 1_048_576, description="Largest uploaded application file")
+    max_notebook_bytes: int = Field(default=32 * 1_048_576, description="Largest notebook file imported")
     reconcile_interval_seconds: float = Field(default=1.0, description="Pause between watcher passes")
     reconcile_batch_size: int = Field(default=200, description="Rows one watcher pass observes at most")
     redispatch_after_seconds: float = Field(

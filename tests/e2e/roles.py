@@ -272,6 +272,23 @@ def wait_ready(
     raise AssertionError(f"{base_url}/readyz was not ready after {timeout:.0f}s (last: {last}){tail}")
 
 
+def start_up(data_dir: Path, env: Mapping[str, str], *, timeout: float = 200.0) -> tuple[RoleProcess, str]:
+    """`sparkplane up` on a free port with `env` over this environment; (its process, its URL) once it is up.
+
+    Stop it with `process.stop()`, then `stop_local_runs` for each of clusters/, sessions/ and runs/.
+    """
+    port = free_port()
+    full = {k: v for k, v in {**os.environ, **env}.items() if k not in _SCRUBBED}
+    argv = [sys.executable, "-m", "sparkplane", "up", "--data-dir", str(data_dir), "--port", str(port)]
+    process = RoleProcess("up", argv, full, data_dir / "test-logs").start()
+    try:
+        wait_until(lambda: "sparkplane is up" in process.log(), timeout, message=lambda: "up\n" + process.log_tail())
+    except BaseException:
+        process.stop()
+        raise
+    return process, f"http://127.0.0.1:{port}"
+
+
 def stop_local_runs(run_root: Path, *, spark_home: Path | None = None, grace: float = 5.0) -> list[str]:
     """Cancel every local-backend run still alive under `run_root`; returns their keys."""
     from sparkplane.backends.base import Handle

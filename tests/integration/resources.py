@@ -29,6 +29,10 @@ class Owned:
     cluster_uid: str
     credential: str
     credential_secret: str
+    folder_id: int
+    notebook_id: int  # attached to a session of alice's, with a pyspark cell that has run
+    cell_id: int
+    loose_notebook_id: int  # not attached: for the route that attaches
 
     def secrets(self) -> tuple[str, ...]:
         return self.token, self.connect_token, self.credential_secret
@@ -74,6 +78,20 @@ def make_owned(api: TestClient, ctx: Context) -> Owned:
             },
         )
     )["name"]
+    folder_id = _ok(api.post("/api/v1/workspace/folders", headers=ALICE, json={"name": f"f-{cluster_uid[:8]}"}))["id"]
+    notebook = _ok(
+        api.post(
+            "/api/v1/workspace/notebooks",
+            headers=ALICE,
+            json={"name": f"nb-{cluster_uid[:8]}", "cells": [{"kind": "pyspark", "source": "print(1)"}]},
+        )
+    )
+    attached = _ok(api.post(f"/api/v1/workspace/notebooks/{notebook['id']}/attach", headers=ALICE, json={}), 200)
+    session_runs.launch(ctx, attached["session_id"])
+    session_runs.reconcile(ctx, attached["session_id"])
+    cell_id = notebook["cells"][0]["id"]
+    _ok(api.post(f"/api/v1/workspace/notebooks/{notebook['id']}/cells/{cell_id}/run", headers=ALICE), 202)
+    loose = _ok(api.post("/api/v1/workspace/notebooks", headers=ALICE, json={"name": f"loose-{cluster_uid[:8]}"}))
     return Owned(
         upload=upload,
         batch_id=batch_id,
@@ -87,4 +105,8 @@ def make_owned(api: TestClient, ctx: Context) -> Owned:
         cluster_uid=cluster_uid,
         credential=credential,
         credential_secret=secret,
+        folder_id=folder_id,
+        notebook_id=notebook["id"],
+        cell_id=cell_id,
+        loose_notebook_id=loose["id"],
     )

@@ -118,6 +118,46 @@ AUTHZ: dict[tuple[str, str], Expect] = {
     ("GET", "/api/v1/credentials"):                              Expect(401, 200, 200, 200),
     ("GET", "/api/v1/credentials/{name}"):                       Expect(401, 404, 200, 404),
     ("DELETE", "/api/v1/credentials/{name}"):                    Expect(401, 404, 200, 404),
+    # workspace: another user's folder or notebook is 404; admins read and manage all, but attach and run
+    # no code in a notebook that is not theirs (its session has the owner's credentials), as with sessions
+    ("GET", "/api/v1/workspace"):                                Expect(401, 200, 200, 200),
+    ("POST", "/api/v1/workspace/folders"):                       Expect(401, 201, 201, 201),
+    ("PATCH", "/api/v1/workspace/folders/{folder_id}"):          Expect(401, 404, 200, 200),
+    ("DELETE", "/api/v1/workspace/folders/{folder_id}"):         Expect(401, 404, 204, 204),
+    ("POST", "/api/v1/workspace/notebooks"):                     Expect(401, 201, 201, 201),
+    ("POST", "/api/v1/workspace/import"):                        Expect(401, 201, 201, 201),
+    ("GET", "/api/v1/workspace/notebooks/{notebook_id}"):        Expect(401, 404, 200, 200),
+    ("PATCH", "/api/v1/workspace/notebooks/{notebook_id}"):      Expect(401, 404, 200, 200),
+    ("DELETE", "/api/v1/workspace/notebooks/{notebook_id}"):     Expect(401, 404, 204, 204),
+    ("GET", "/api/v1/workspace/notebooks/{notebook_id}/export"): Expect(401, 404, 200, 200),
+    ("POST", "/api/v1/workspace/notebooks/{notebook_id}/cells"): Expect(401, 404, 201, 201),
+    ("PATCH", "/api/v1/workspace/notebooks/{notebook_id}/cells/{cell_id}"): Expect(401, 404, 200, 200),
+    ("DELETE", "/api/v1/workspace/notebooks/{notebook_id}/cells/{cell_id}"): Expect(401, 404, 204, 204),
+    ("POST", "/api/v1/workspace/notebooks/{notebook_id}/cells/{cell_id}/run"): Expect(401, 404, 202, 403),
+    ("POST", "/api/v1/workspace/notebooks/{notebook_id}/run-all"): Expect(401, 404, 202, 403),
+    ("POST", "/api/v1/workspace/notebooks/{notebook_id}/cancel"): Expect(401, 404, 200, 200),
+    ("POST", "/api/v1/workspace/notebooks/{notebook_id}/clear-outputs"): Expect(401, 404, 200, 200),
+    ("POST", "/api/v1/workspace/notebooks/{notebook_id}/attach"): Expect(401, 404, 200, 403),
+    ("POST", "/api/v1/workspace/notebooks/{notebook_id}/detach"): Expect(401, 404, 200, 200),
+    # the web UI. Pages open with the browser's cookie login only (their script needs its CSRF token), so a
+    # caller with Basic credentials is sent to the login page like nobody is (303). The login page, its
+    # static files and `/` are open; logging in needs the login form's CSRF cookie, which no caller here has
+    # (403). Cookie logins themselves are tested in test_web_logins.py.
+    ("GET", "/"):                                                Expect(200, 200, 200, 200),
+    ("GET", "/ui/login"):                                        Expect(200, 200, 200, 200),
+    ("POST", "/ui/login"):                                       Expect(403, 403, 403, 403),
+    ("POST", "/ui/logout"):                                      Expect(401, 204, 204, 204),
+    ("GET", "/ui/static/{path}"):                                Expect(200, 200, 200, 200),
+    ("GET", "/ui/"):                                             Expect(303, 303, 303, 303),
+    ("GET", "/ui/clusters"):                                     Expect(303, 303, 303, 303),
+    ("GET", "/ui/clusters/{cluster_id}"):                        Expect(303, 303, 303, 303),
+    ("GET", "/ui/sql"):                                          Expect(303, 303, 303, 303),
+    ("GET", "/ui/workspace"):                                    Expect(303, 303, 303, 303),
+    ("GET", "/ui/notebooks/{notebook_id}"):                      Expect(303, 303, 303, 303),
+    ("GET", "/ui/batches"):                                      Expect(303, 303, 303, 303),
+    ("GET", "/ui/batches/{batch_id}"):                           Expect(303, 303, 303, 303),
+    ("GET", "/ui/account"):                                      Expect(303, 303, 303, 303),
+    ("GET", "/ui/admin"):                                        Expect(303, 303, 303, 303),
 }
 # fmt: on
 
@@ -131,7 +171,7 @@ def app_routes() -> list[tuple[str, str]]:
     Routes are fixed when the app is built and creating it touches nothing but these two settings, so a stub
     context is enough at collection time. HEAD, which Starlette adds beside GET, is covered by the GET entry.
     """
-    stub = SimpleNamespace(settings=SimpleNamespace(max_body_bytes=1, max_upload_bytes=1))
+    stub = SimpleNamespace(settings=SimpleNamespace(max_body_bytes=1, max_upload_bytes=1, max_notebook_bytes=1))
     found = []
     for route in iter_route_contexts(create_app(stub).routes):  # type: ignore[arg-type]
         methods = set(route.methods or {"*"})  # a mount or websocket has no methods: it needs an entry too
@@ -160,6 +200,15 @@ def request_args(method: str, path: str, owned: Owned, caller: str) -> dict[str,
         ("POST", "/api/v1/clusters"): {"json": {"cluster_name": f"c-{caller}", "num_workers": 1}},
         ("POST", "/api/v1/clusters/{cluster_id}/resize"): {"json": {"num_workers": 2}},
         ("POST", "/api/v1/clusters/by-uid/{cluster_uid}/report"): {"json": {"key": "x", "role": "master"}},
+        ("POST", "/api/v1/workspace/folders"): {"json": {"name": f"folder-{caller}"}},
+        ("PATCH", "/api/v1/workspace/folders/{folder_id}"): {"json": {"name": f"renamed-{caller}"}},
+        ("POST", "/api/v1/workspace/notebooks"): {"json": {"name": f"nb-{caller}", "cells": [{"source": "1"}]}},
+        ("POST", "/api/v1/workspace/import"): {"json": {"filename": f"{caller}.py", "content": "print(3)"}},
+        ("PATCH", "/api/v1/workspace/notebooks/{notebook_id}"): {"json": {"name": f"renamed-{caller}"}},
+        ("POST", "/api/v1/workspace/notebooks/{notebook_id}/cells"): {"json": {"kind": "sql", "source": "SELECT 1"}},
+        ("PATCH", "/api/v1/workspace/notebooks/{notebook_id}/cells/{cell_id}"): {"json": {"source": "print(2)"}},
+        ("POST", "/api/v1/workspace/notebooks/{notebook_id}/attach"): {"json": {}},
+        ("POST", "/ui/login"): {"json": {"username": "alice", "password": "alice-password"}},
         ("POST", "/api/v1/credentials"): {
             "json": {
                 "name": f"mine-{caller}",
@@ -181,6 +230,11 @@ def fill(path: str, owned: Owned) -> str:
         "cluster_id": owned.cluster_id,
         "cluster_uid": owned.cluster_uid,
         "name": owned.credential,
+        "folder_id": owned.folder_id,
+        # attach needs a notebook that is not attached yet; every other notebook route, the attached one
+        "notebook_id": owned.loose_notebook_id if path.endswith("/attach") else owned.notebook_id,
+        "cell_id": owned.cell_id,
+        "path": "sparkplane.css",
     }
     names = {name for _, name, _, _ in string.Formatter().parse(path) if name}
     unknown = names - values.keys()
@@ -199,7 +253,10 @@ def check_answer(path: str, caller: str, response: Response, owned: Owned) -> No
         key = "msg" if path.startswith("/livy") else "detail"
         message = response.json().get(key)
         assert isinstance(message, str) and message.strip(), f"error without a message: {text[:300]}"
-    if response.status_code == 401:
+    if response.status_code == 401 and path.startswith("/ui/"):
+        # the web UI's own calls never challenge: a Basic challenge pops the browser's password dialog
+        assert "www-authenticate" not in response.headers
+    elif response.status_code == 401:
         assert response.headers["www-authenticate"].startswith("Basic")
 
 
@@ -227,7 +284,9 @@ def test_who_may_call_each_route(api: TestClient, ctx: Context, method: str, pat
     for caller, headers in CALLERS.items():
         if destroys and caller in ("owner", "admin"):
             owned = make_owned(api, ctx)  # so the admin is not told "already stopped" after the owner
-        response = api.request(method, fill(path, owned), headers=headers, **request_args(method, path, owned, caller))
+        args = request_args(method, path, owned, caller)
+        # follow_redirects=False: a page's answer to a caller without a login is the redirect itself
+        response = api.request(method, fill(path, owned), headers=headers, follow_redirects=False, **args)
         check_answer(path, caller, response, owned)
         got[caller] = response.status_code
     assert Expect(**got) == expected, f"{method} {path}: expected {expected}, got {Expect(**got)}"

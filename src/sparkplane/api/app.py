@@ -9,7 +9,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from sparkplane import __version__
-from sparkplane.api import errors
+from sparkplane.api import errors, web_render
 from sparkplane.api.middleware import BodyLimit, Metrics
 from sparkplane.api.routers import (
     accounts,
@@ -20,6 +20,9 @@ from sparkplane.api.routers import (
     native_clusters,
     native_sessions,
     ops,
+    web,
+    web_pages,
+    workspace,
 )
 from sparkplane.db.base import API_THREADS
 from sparkplane.services.context import Context
@@ -43,6 +46,7 @@ def create_app(ctx: Context) -> FastAPI:
     )
     app.state.ctx = ctx
     errors.install(app)
+    app.add_exception_handler(web_render.LoginRequired, web_render.login_redirect)  # type: ignore[arg-type]
     routers = (
         ops.router,
         accounts.router,
@@ -50,11 +54,19 @@ def create_app(ctx: Context) -> FastAPI:
         native_batches.router,
         native_sessions.router,
         native_clusters.router,
+        workspace.router,
         livy.router,
         livy_sessions.router,
+        web.router,
+        web_pages.router,
     )
     for router in routers:
         app.include_router(router)
-    app.add_middleware(BodyLimit, max_body=ctx.settings.max_body_bytes, max_upload=ctx.settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_body=ctx.settings.max_body_bytes,
+        max_upload=ctx.settings.max_upload_bytes,
+        max_notebook=ctx.settings.max_notebook_bytes,
+    )
     app.add_middleware(Metrics)
     return app

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from sparkplane.domain.errors import Unauthenticated
-from sparkplane.services import users
+from sparkplane.services import users, web_logins
 from sparkplane.services.context import Context
 from sparkplane.services.principal import Principal
 
@@ -22,9 +22,29 @@ def get_context(request: Request) -> Context:
 CtxDep = Annotated[Context, Depends(get_context)]
 
 
+# Methods that change nothing (RFC 9110 "safe"): a cookie alone may make them; every other needs the CSRF token.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def web_login(request: Request, ctx: Context) -> web_logins.LoginSession | None:
+    """The browser's web login, if the request carries a live one (and no Authorization header)."""
+    cookie = request.cookies.get(web_logins.COOKIE)
+    if not cookie or request.headers.get("authorization"):
+        return None
+    session = web_logins.authenticate(ctx, cookie)
+    request.state.web_login = session
+    return session
+
+
 def get_principal(request: Request, ctx: CtxDep) -> Principal:
+    """Three ways in: HTTP Basic, a Bearer API token, or the web UI's cookie. The header wins when both come."""
     header = request.headers.get("authorization")
     if not header:
+        session = web_login(request, ctx)
+        if session is not None:
+            if request.method not in SAFE_METHODS:
+                web_logins.check_csrf(session, request.headers.get(web_logins.CSRF_HEADER))
+            return session.principal
         raise Unauthenticated("log in: send HTTP Basic credentials or 'Authorization: Bearer <API token>'")
     scheme, _, value = header.partition(" ")
     scheme = scheme.lower()

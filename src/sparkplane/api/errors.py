@@ -79,10 +79,16 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
     return sorted(methods)
 
 
+def _from_web_ui(request: Request) -> bool:
+    return request.url.path.startswith("/ui/") or "sparkplane_session" in request.cookies
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(SparkplaneError)
     async def _domain(request: Request, exc: SparkplaneError) -> JSONResponse:
         headers = {"WWW-Authenticate": 'Basic realm="sparkplane"'} if exc.status == 401 else None
+        if headers and _from_web_ui(request):
+            headers = None  # a Basic challenge would pop the browser's own password dialog over our login page
         return error_response(request, exc.status, exc.message, headers)
 
     @app.exception_handler(RequestValidationError)

@@ -13,10 +13,11 @@ from sparkplane.services import metrics
 class BodyLimit:
     """Refuses a request body over the limit: uploads get their own larger limit."""
 
-    def __init__(self, app: ASGIApp, *, max_body: int, max_upload: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body: int, max_upload: int, max_notebook: int) -> None:
         self.app = app
         self.max_body = max_body
         self.max_upload = max_upload
+        self.max_notebook = max_notebook
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -25,6 +26,8 @@ class BodyLimit:
         path: str = scope["path"]
         # The upload service enforces its own limit while streaming, so a partial file is never kept.
         limit = self.max_upload + 65_536 if path == "/api/v1/files" else self.max_body
+        if path == "/api/v1/workspace/import":  # a notebook with its images is larger than a JSON body
+            limit = self.max_notebook + 65_536
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:

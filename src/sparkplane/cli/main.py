@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from sparkplane import __version__
-from sparkplane.cli import client_commands, cluster_commands, server, session_commands, up
+from sparkplane.cli import client_commands, cluster_commands, server, session_commands, up, workspace_commands
 
 app = typer.Typer(
     name="sparkplane",
@@ -30,6 +30,7 @@ app.add_typer(client_commands.tokens_app, name="tokens", help="Manage your API t
 app.add_typer(session_commands.sessions_app, name="sessions", help="Start and use interactive Spark sessions.")
 app.command("shell")(session_commands.shell)
 app.add_typer(cluster_commands.clusters_app, name="clusters", help="Create and manage Spark standalone clusters.")
+app.add_typer(workspace_commands.workspace_app, name="workspace", help="List, export and import notebooks.")
 
 
 @app.command("version")

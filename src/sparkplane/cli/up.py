@@ -164,9 +164,14 @@ def _role_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _wait_ready(url: str, supervisor: Supervisor, timeout: float = 60.0) -> bool:
+def _wait_ready(url: str, supervisor: Supervisor, timeout: float = 180.0) -> bool:
+    # Generous: on a busy 2-core machine the four roles importing at once take the api over a minute. An api
+    # that exits is given up on at once instead.
+    api = next(role for role in supervisor.roles if role.name == "api")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not supervisor.stopping.is_set():
+        if api.process is not None and api.process.poll() is not None:
+            return False
         try:
             if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                 return True

@@ -36,6 +36,7 @@ from sparkplane.client.errors import (
 )
 from sparkplane.client.models import Batch, BatchPage, Event, FileInfo, LogPage, Token, User
 from sparkplane.client.sessions import SessionsMixin
+from sparkplane.client.workspace import WorkspaceMixin
 
 OnUpdate = Callable[[Batch], None]
 
@@ -48,7 +49,7 @@ _LOG_PAGE = 1000
 _RETRYABLE_STATUS = frozenset({502, 503, 504})
 
 
-class Client(SessionsMixin, ClustersMixin):
+class Client(SessionsMixin, ClustersMixin, WorkspaceMixin):
     """One connection pool to one sparkplane server; share it between threads as an httpx.Client. Close it, or
     use it as a context manager, when done."""
 

@@ -39,6 +39,21 @@ class ApiToken(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class WebLogin(Base):
+    """A browser's login: the cookie's secret (stored as sha256, like an API token) and its CSRF token."""
+
+    __tablename__ = "web_logins"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Not a credential on its own (it is useless without the cookie), so kept in clear to put into pages.
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class StoredFile(Base):
     __tablename__ = "files"
 
@@ -238,3 +253,69 @@ class Credential(Base):
     # apart; launches read the encrypted copy, so an altered row cannot redirect the secrets elsewhere.
     details: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class WorkspaceFolder(Base):
+    """A folder of a user's workspace; `parent_id` None is the top of the user's tree."""
+
+    __tablename__ = "workspace_folders"
+    # Names are unique among a folder's children. `parent_key` is parent_id with 0 for the top, because NULLs
+    # never collide in a unique index (and an expression index is not portable between SQLite and PostgreSQL).
+    __table_args__ = (UniqueConstraint("owner_id", "parent_key", "name", name="uq_workspace_folders_name"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workspace_folders.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    parent_key: Mapped[int] = mapped_column(BigInteger, default=0)
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Notebook(Base):
+    """An ordered list of cells in a folder (or at the top); attached, it runs them in `session_id`."""
+
+    __tablename__ = "notebooks"
+    __table_args__ = (UniqueConstraint("owner_id", "folder_key", "name", name="uq_notebooks_name"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    folder_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workspace_folders.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    folder_key: Mapped[int] = mapped_column(BigInteger, default=0)  # folder_id, 0 at the top (as parent_key)
+    name: Mapped[str] = mapped_column(String(255))
+    session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sessions.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    owns_session: Mapped[bool] = mapped_column(Boolean, default=False)  # made by attach: detach ends it
+    # Run all: the cells still to run, in order, one statement at a time so that an error stops the rest.
+    run_queue: Mapped[list[int] | None] = mapped_column(JSONType, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class NotebookCell(Base):
+    __tablename__ = "notebook_cells"
+    __table_args__ = (
+        Index("ix_notebook_cells_notebook_position", "notebook_id", "position"),
+        Index("ix_notebook_cells_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    notebook_id: Mapped[int] = mapped_column(ForeignKey("notebooks.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    # The statement of the last run: (session, Livy number). Not a foreign key: the output is copied into
+    # the cell when the statement ends, and the cell keeps it after the session's rows are cleaned up.
+    statement_session_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    statement_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    execution_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -15,6 +15,8 @@ from sparkplane.db.repositories.files import FileRepository
 from sparkplane.db.repositories.outbox import OutboxRepository
 from sparkplane.db.repositories.sessions import SessionRepository, StatementRepository
 from sparkplane.db.repositories.users import TokenRepository, UserRepository
+from sparkplane.db.repositories.web_logins import WebLoginRepository
+from sparkplane.db.repositories.workspace import WorkspaceRepository
 
 
 class UnitOfWork:
@@ -29,6 +31,8 @@ class UnitOfWork:
         self.statements = StatementRepository(db)
         self.clusters = ClusterRepository(db)
         self.credentials = CredentialRepository(db)
+        self.workspace = WorkspaceRepository(db)
+        self.web_logins = WebLoginRepository(db)
         self.skip_locked = db.get_bind().dialect.name == "postgresql"
 
 

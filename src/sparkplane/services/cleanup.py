@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sparkplane.backends.base import ComputeBackend, Handle
 from sparkplane.domain.errors import SparkplaneError
 from sparkplane.domain.states import SESSION_TERMINAL, FailureReason, SessionState
-from sparkplane.services import sessions
+from sparkplane.services import sessions, web_logins
 from sparkplane.services.context import Context
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ class CleanupReport:
     orphan_clusters_stopped: int = 0
     sessions_timed_out: int = 0
     deleted_sessions: int = 0
+    expired_web_logins: int = 0
 
 
 def run_cleanup(ctx: Context) -> CleanupReport:
@@ -36,6 +37,7 @@ def run_cleanup(ctx: Context) -> CleanupReport:
     _delete_expired_sessions(ctx, report)
     _kill_orphans(ctx, report)
     _stop_orphan_clusters(ctx, report)
+    report.expired_web_logins = web_logins.delete_expired(ctx)
     log.info(
         "cleanup done: %d sessions timed out, %d old batches and %d old sessions deleted, %d orphan runs killed",
         report.sessions_timed_out,

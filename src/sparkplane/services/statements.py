@@ -8,6 +8,7 @@ unfinished statement go to the agent and write what changed, so the row always e
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -80,30 +81,48 @@ def submit(ctx: Context, principal: Principal, ref: str | int, code: str, kind: 
                 "this session's kind is shared: each statement needs a kind (pyspark, sql, spark, sparkr)"
             )
         statement_kind = normalize_kind(kind, default=row.kind, allowed=STATEMENT_KINDS, what="kind")
-        number = uow.sessions.next_number(row.id)
-        statement = uow.statements.add(
-            Statement(
-                session_id=row.id,
-                number=number,
-                code=code,
-                kind=statement_kind,
-                state=StatementState.WAITING,
-                submitted=False,
-                progress=0.0,
-                started_ms=0,
-                completed_ms=0,
-                created_at=now,
-                version=0,
-            )
-        )
-        uow.sessions.set_fields(row, last_activity_at=now)
+        statement = add(uow, row, code, statement_kind, now)
+        number, result = statement.number, _view(statement)
         session_id, backend, handle, state = row.id, row.backend, row.handle, SessionState(row.state)
-        result = _view(statement)
     faults.point("api.statement_created", ctx.settings.data_dir)
     if handle is not None and state in _READY:
         delivered = _deliver(ctx, session_id, backend, Handle.from_json(handle), number, code, statement_kind)
         return delivered or result
     return result
+
+
+def add(uow: UnitOfWork, row: Session, code: str, kind: str, now: dt.datetime) -> Statement:
+    """A waiting statement in a live session, numbered next, in the caller's unit of work (the caller has
+    checked who may run code there; hand it over after the commit with hand_over_if_ready)."""
+    if len(code.encode()) > MAX_CODE_BYTES:
+        raise InvalidInput(f"code is larger than {MAX_CODE_BYTES} bytes")
+    statement = uow.statements.add(
+        Statement(
+            session_id=row.id,
+            number=uow.sessions.next_number(row.id),
+            code=code,
+            kind=kind,
+            state=StatementState.WAITING,
+            submitted=False,
+            progress=0.0,
+            started_ms=0,
+            completed_ms=0,
+            created_at=now,
+            version=0,
+        )
+    )
+    uow.sessions.set_fields(row, last_activity_at=now)
+    return statement
+
+
+def hand_over_if_ready(
+    ctx: Context, session_id: int, backend: str, handle: dict[str, Any] | None, state: SessionState, number: int
+) -> bool:
+    """Hand a new statement to a session that can take it now; else the interactive watcher does it later."""
+    if handle is None or state not in _READY:
+        return False
+    hand_over(ctx, session_id, backend, Handle.from_json(handle), number)
+    return True
 
 
 def hand_over(ctx: Context, session_id: int, backend: str, handle: Handle, number: int) -> bool:

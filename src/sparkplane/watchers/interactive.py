@@ -6,7 +6,7 @@ first observation of each agent moves it back to idle or busy.
 
 from __future__ import annotations
 
-from sparkplane.services import cluster_runs, session_runs
+from sparkplane.services import cluster_runs, notebook_runs, session_runs
 from sparkplane.services.context import Context
 from sparkplane.watchers.loop import Loop
 
@@ -17,5 +17,6 @@ def interactive_watcher(ctx: Context) -> Loop:
     def tick() -> None:
         cluster_runs.watcher_pass(ctx)  # first: a cluster that just came up lets its sessions start this pass
         session_runs.watcher_pass(ctx)
+        notebook_runs.watcher_pass(ctx)  # after: copies what the statements' refresh just stored
 
     return Loop("interactive", tick, ctx.settings.reconcile_interval_seconds)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, File, Request, UploadFile
 
 from sparkplane.api.deps import CtxDep, PrincipalDep
 from sparkplane.api.errors import NATIVE_ERRORS
@@ -15,7 +15,7 @@ from sparkplane.api.schemas import (
     UserCreate,
     UserUpdate,
 )
-from sparkplane.services import files, users
+from sparkplane.services import files, users, web_logins
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"], responses=NATIVE_ERRORS)
 
@@ -42,8 +42,14 @@ def create_user(body: UserCreate, ctx: CtxDep, principal: PrincipalDep) -> User:
 
 # The int convertor keeps "me" from matching: PATCH /users/me is then a 405, not a 400 about "me" as an id.
 @router.patch("/users/{user_id:int}", response_model=User)
-def update_user(user_id: int, body: UserUpdate, ctx: CtxDep, principal: PrincipalDep) -> User:
+def update_user(user_id: int, body: UserUpdate, request: Request, ctx: CtxDep, principal: PrincipalDep) -> User:
+    """Change a role, disable or enable, or set a password. A new password or a disable ends the user's other
+    web logins (a stolen cookie dies with the old password); the browser that made the change stays in."""
     info = users.update_user(ctx, principal, user_id, role=body.role, is_active=body.is_active, password=body.password)
+    if body.password is not None or body.is_active is False:
+        current = getattr(request.state, "web_login", None)
+        keep = current.login_id if current is not None and current.principal.user_id == user_id else None
+        web_logins.end_other_logins(ctx, user_id, keep=keep)
     return User(**vars_of(info))
 
 
