@@ -21,10 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sparkplane.api import web_render
 from sparkplane.api.deps import CtxDep, PrincipalDep, web_login
+from sparkplane.api.errors import NATIVE_ERRORS
 from sparkplane.domain.errors import Forbidden, NotFound, Unauthenticated
 from sparkplane.services import web_logins
 
-router = APIRouter(tags=["web"])
+router = APIRouter(tags=["web"], responses=NATIVE_ERRORS)
 LOGIN_CSRF_COOKIE = "sparkplane_login_csrf"
 _STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml", ".png": "image/png"}
 
