@@ -41,6 +41,7 @@ def test_db_upgrade_then_cleanup_twice(data_dir: Path) -> None:
             "orphan_clusters_stopped": 0,
             "sessions_timed_out": 0,
             "deleted_sessions": 0,
+            "expired_web_logins": 0,
         }
 
 

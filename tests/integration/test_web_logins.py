@@ -230,3 +230,32 @@ def test_static_files_are_served_and_nothing_else(ctx: Context) -> None:
     assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
     for bad in ("../templates/base.html", "..%2F..%2Fapi%2Fapp.py", "nope.js", "pages"):
         assert client.get(f"/ui/static/{bad}").status_code == 404, bad
+
+
+def test_cleanup_deletes_logins_that_expired_unused(ctx: Context, alice: tuple[TestClient, str]) -> None:
+    from sparkplane.services.cleanup import run_cleanup
+
+    client, _ = alice
+    clock = ctx.clock
+    assert isinstance(clock, FakeClock)
+    assert run_cleanup(ctx).expired_web_logins == 0
+    clock.advance(ctx.settings.web_login_idle_seconds + 1)
+    assert run_cleanup(ctx).expired_web_logins == 1
+    with ctx.db.uow() as uow:
+        assert uow.web_logins.by_hash(security.token_hash(client.cookies[COOKIE])) is None
+
+
+def test_logging_in_again_replaces_the_browsers_earlier_login(ctx: Context, alice: tuple[TestClient, str]) -> None:
+    client, _ = alice
+    cookie = next(c for c in client.cookies.jar if c.name == COOKIE)
+    first = str(cookie.value)
+    client.cookies.delete(COOKIE)  # the login page redirects a logged-in browser: open the form without it
+    token = login_form(client)
+    client.cookies.set(COOKIE, first, domain=cookie.domain)
+    response = client.post(
+        "/ui/login", json={"username": "alice", "password": "alice-password"}, headers={"X-CSRF-Token": token}
+    )
+    assert response.status_code == 200, response.text
+    assert response.cookies[COOKIE] != first
+    with ctx.db.uow() as uow:
+        assert uow.web_logins.by_hash(security.token_hash(first)) is None

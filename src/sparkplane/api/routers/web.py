@@ -12,7 +12,6 @@ Host) and does not depend on every browser and proxy sending Origin.
 from __future__ import annotations
 
 import hmac
-import mimetypes
 import secrets
 
 from fastapi import APIRouter, Request, Response
@@ -21,10 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sparkplane.api import web_render
 from sparkplane.api.deps import CtxDep, PrincipalDep, web_login
+from sparkplane.api.errors import NATIVE_ERRORS
 from sparkplane.domain.errors import Forbidden, NotFound, Unauthenticated
 from sparkplane.services import web_logins
 
-router = APIRouter(tags=["web"])
+router = APIRouter(tags=["web"], responses=NATIVE_ERRORS)
 LOGIN_CSRF_COOKIE = "sparkplane_login_csrf"
 _STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml", ".png": "image/png"}
 
@@ -79,6 +79,9 @@ def log_in(body: LoginRequest, request: Request, ctx: CtxDep, response: Response
     if not expected or not sent or not hmac.compare_digest(expected.encode(), sent.encode()):
         raise Forbidden("the login form expired or did not come from this site; reload the login page")
     login = web_logins.log_in(ctx, body.username, body.password)
+    previous = request.cookies.get(web_logins.COOKIE)
+    if previous:
+        web_logins.log_out(ctx, previous)  # this browser's earlier login, replaced by the new cookie
     response.set_cookie(
         web_logins.COOKIE,
         login.cookie_value,
@@ -111,9 +114,6 @@ def static(path: str) -> FileResponse:
     suffix = target.suffix.lower()
     if not target.is_relative_to(root) or suffix not in _STATIC_TYPES or not target.is_file():
         raise NotFound(f"no static file '{path}'")
-    media_type = _STATIC_TYPES.get(suffix) or mimetypes.guess_type(target.name)[0] or "application/octet-stream"
     # no-cache: the browser revalidates (a cheap 304 by ETag), so an upgraded server's files take effect
-    return FileResponse(target, media_type=media_type, headers={"Cache-Control": "no-cache", **_NOSNIFF})
-
-
-_NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+    headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+    return FileResponse(target, media_type=_STATIC_TYPES[suffix], headers=headers)
