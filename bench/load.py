@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -35,6 +36,7 @@ from bench.plane import Plane, production_plane
 SESSION_END = {"killed", "dead", "success", "error"}
 BATCH_END = {"success", "dead", "killed"}
 POLL = 0.05  # seconds between polls of one client: a person's script polls far less often
+T = TypeVar("T")
 
 
 @dataclass
@@ -304,11 +306,18 @@ class LoadResult:
 def run_load(plane: Plane, *, clients: int, seconds: float, live_sessions: int = 10) -> LoadResult:
     ids, file_uri = prepare(plane, live_sessions)
     phases = {
-        "baseline": asyncio.run(_run_clients(plane, clients, seconds, healthz)),
-        "session GET": asyncio.run(_run_clients(plane, clients, seconds, session_get(ids))),
-        "lifecycle": asyncio.run(_run_clients(plane, clients, seconds, lifecycle(file_uri))),
+        "baseline": _on_own_loop(lambda: _run_clients(plane, clients, seconds, healthz)),
+        "session GET": _on_own_loop(lambda: _run_clients(plane, clients, seconds, session_get(ids))),
+        "lifecycle": _on_own_loop(lambda: _run_clients(plane, clients, seconds, lifecycle(file_uri))),
     }
     return LoadResult(clients, seconds, phases)
+
+
+def _on_own_loop(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run the clients on an event loop of their own thread: the caller's thread may have one running
+    already (Playwright's sync API keeps one on pytest's main thread), where asyncio.run refuses."""
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="load") as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 def main(argv: list[str] | None = None) -> list[Figure]:

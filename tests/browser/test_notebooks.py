@@ -1,6 +1,7 @@
 """The workspace and notebook pages in a real Chromium against a real `sparkplane up` running real Spark:
-make a notebook, attach it, run a pyspark and a SQL cell, see the table and the chart, sort, reload, detach,
-export it as .ipynb and import it back, outputs shown as text, and bob kept out of alice's notebook."""
+make a notebook, attach it to a running cluster, run a pyspark and a SQL cell, see the table and the chart,
+sort, reload, detach, export it as .ipynb and import it back, outputs shown as text, and bob kept out of
+alice's notebook."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -23,8 +25,14 @@ def cell(page: Page, index: int) -> Locator:
 
 
 def test_a_notebook_from_creation_to_export_and_import(
-    up: Up, alice_page: Page, bob_page: Page, screenshot: Callable[[Page, str], Path], tmp_path: Path
+    up: Up,
+    alice_page: Page,
+    bob_page: Page,
+    running_cluster: dict[str, Any],
+    screenshot: Callable[[Page, str], Path],
+    tmp_path: Path,
 ) -> None:
+    """The first seed's user: a notebook attached to their cluster runs its cells on that cluster's Spark."""
     page = alice_page
     alerts: list[str] = []
     page.on("dialog", lambda dialog: alerts.append(dialog.message) if dialog.type == "alert" else None)
@@ -54,9 +62,14 @@ def test_a_notebook_from_creation_to_export_and_import(
     cell(page, 0).locator("button.run").click()
     expect(page.locator("#messages")).to_contain_text("attach")
 
+    cluster_id = str(running_cluster["cluster_id"])
+    # the selector lists the clusters running when the page loaded: this one runs since before the test
+    expect(page.locator(f'#attach-target option[value="{cluster_id}"]')).to_have_count(1)
+    page.select_option("#attach-target", cluster_id)
     page.click("#attach")
     expect(page.locator("#detach")).to_be_visible()
     expect(page.locator("#session-state")).to_contain_text("session")
+    expect(page.locator("#session-state")).to_contain_text(f"on cluster {cluster_id}")
 
     cell(page, 0).locator("button.run").click()
     expect(cell(page, 0)).to_have_attribute("data-state", "done", timeout=SPARK)

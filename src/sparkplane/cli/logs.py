@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 
@@ -28,7 +29,7 @@ def configure(level: str = "INFO", fmt: str = "json", role: str | None = None) -
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderr()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -41,6 +42,19 @@ def configure(level: str = "INFO", fmt: str = "json", role: str | None = None) -
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
+
+
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a line is logged, not the one at setup: a CLI run in process
+    (tests, a notebook) swaps stderr and closes its own, which a bound stream would then write to."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass  # StreamHandler's __init__ sets it; the property always answers the current stderr
 
 
 def _add_role(role: str) -> structlog.types.Processor:

@@ -2,7 +2,7 @@
 // keeps them (SQL results as sortable tables with a bar/line chart, images, readable errors). The page
 // polls the notebook every second while something runs (reads bring running cells up to date), else
 // every few seconds. Everything shown is text (textContent) or a data: image; nothing is parsed as HTML.
-import { api, clearMessages, currentUser, el, getOne, poll, renderOutput, replace, showGone, showMessage, stateBadge } from "../sparkplane.js";
+import { api, ApiError, clearMessages, currentUser, el, getOne, poll, renderOutput, replace, showGone, showMessage, stateBadge } from "../sparkplane.js";
 
 const page = document.getElementById("notebook-page");
 const id = page.dataset.notebookId;
@@ -57,11 +57,19 @@ async function load() {
   if (nb) draw(nb);
 }
 
+// One change to the notebook; false when the API refused it (its message is already in the banner).
 async function act(method, path, body) {
-  const result = await api(method, path, body);
+  let result;
+  try {
+    result = await api(method, path, body);
+  } catch (error) {
+    if (error instanceof ApiError) return false;
+    throw error;
+  }
   if (result && result.cells) draw(result);
   else await load();
   refresher.now();
+  return true;
 }
 
 // ---- one cell -------------------------------------------------------------------------------------------
@@ -192,7 +200,7 @@ async function loadTargets() {
 
 document.getElementById("attach").addEventListener("click", async () => {
   const cluster = document.getElementById("attach-target").value;
-  await act("POST", `${base}/attach`, cluster ? { cluster_id: Number(cluster) } : {});
+  if (!(await act("POST", `${base}/attach`, cluster ? { cluster_id: Number(cluster) } : {}))) return;
   clearMessages(); // an earlier "not attached" no longer holds
   showMessage("Attached: the session is starting; cells you run now wait for it.", "info");
 });
