@@ -50,22 +50,22 @@ def test_import_list_and_export_round_trip(api: TestClient, run: Any, tmp_path: 
 
     made = run("workspace", "import", str(source), "--folder", str(folder["id"]))
     assert made.exit_code == 0, made.output
-    assert made.output.startswith("Notebook ") and "(daily) with 3 cells" in made.output
+    assert made.stdout.startswith("Notebook ") and "(daily) with 3 cells" in made.stdout
 
     listed = run("workspace", "ls")
-    assert listed.exit_code == 0 and "/reports/daily" in listed.output
+    assert listed.exit_code == 0 and "/reports/daily" in listed.stdout
 
     notebook_id = api.get("/api/v1/workspace", headers=ALICE).json()["notebooks"][0]["id"]
     exported = run("workspace", "export", str(notebook_id))
-    assert exported.exit_code == 0 and "Wrote daily.ipynb" in exported.output, exported.output
+    assert exported.exit_code == 0 and "Wrote daily.ipynb" in exported.stdout, exported.output
     data = json.loads((tmp_path / "daily.ipynb").read_text())
     assert [c["cell_type"] for c in data["cells"]] == ["markdown", "code", "code"]
 
     as_py = run("workspace", "export", str(notebook_id), "--format", "py", "-o", "-")
-    assert as_py.output.startswith("# Databricks notebook source") and "# MAGIC %sql" in as_py.output
+    assert as_py.stdout.startswith("# Databricks notebook source") and "# MAGIC %sql" in as_py.stdout
 
     back = run("workspace", "import", "daily.ipynb", "--json")
-    assert back.exit_code == 0 and json.loads(back.output)["name"] == "daily"  # at the top: not taken there
+    assert back.exit_code == 0 and json.loads(back.stdout)["name"] == "daily"  # at the top: not taken there
 
 
 def test_errors_are_one_line(run: Any, tmp_path: Path) -> None:
