@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import sqlalchemy as sa
-from tests.e2e.roles import Roles, free_port, wait_ready
+from tests.e2e.roles import Roles, free_port, own_database, wait_ready
 
 PASSWORD = "bench-admin-password"
 ROLES = ("api", "worker", "watch-batch", "watch-interactive")
@@ -52,17 +51,8 @@ def _required(name: str) -> str:
 
 @contextmanager
 def fresh_database() -> Iterator[str]:
-    admin_url = _required("SPARKPLANE_TEST_PG_ADMIN_URL")
-    name = f"sparkplane_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        yield sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with own_database(_required("SPARKPLANE_TEST_PG_ADMIN_URL"), "sparkplane_bench") as url:
+        yield url.render_as_string(hide_password=False)
 
 
 def _rabbitmqctl(*args: str) -> bool:

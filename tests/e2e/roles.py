@@ -25,10 +25,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
 
 # What `sparkplane <argv>` runs for each role; the names are the ones `sparkplane up` uses for its logs.
 ROLE_ARGV: Mapping[str, tuple[str, ...]] = {
@@ -317,3 +319,18 @@ def _apply(env: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[st
         else:
             out[key] = value
     return out
+
+
+@contextlib.contextmanager
+def own_database(admin_url: str, prefix: str) -> Iterator[sa.URL]:
+    """A PostgreSQL database of its own (`prefix_<random>`), dropped with its connections afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        yield sa.make_url(admin_url).set(database=name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -32,7 +32,7 @@ from sparkplane.services.context import Context, build_context
 from sparkplane.services.encryption import new_key
 from sparkplane.settings import load_settings
 
-from .roles import RoleProcess, Roles, free_port, stop_local_runs, wait_ready, wait_until
+from .roles import RoleProcess, Roles, free_port, own_database, stop_local_runs, wait_ready, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.rabbitmq]
 
@@ -56,17 +56,8 @@ def _require_env(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
-    admin_url = _require_env("SPARKPLANE_TEST_PG_ADMIN_URL")
-    name = f"sparkplane_e2e_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        yield sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with own_database(_require_env("SPARKPLANE_TEST_PG_ADMIN_URL"), "sparkplane_e2e") as url:
+        yield url.render_as_string(hide_password=False)
 
 
 def _rabbitmqctl(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:

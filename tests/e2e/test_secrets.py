@@ -37,7 +37,7 @@ from sparkplane.services.context import build_context
 from sparkplane.services.encryption import new_key
 from sparkplane.settings import load_settings
 
-from .roles import Roles, free_port, stop_local_runs, wait_ready, wait_until
+from .roles import Roles, free_port, own_database, stop_local_runs, wait_ready, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.rabbitmq]
 
@@ -81,23 +81,14 @@ def broker(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
 def database() -> Iterator[dict[str, str]]:
     """A database of its own, reached through PGSQL_* with a password (the server trusts local connections,
     so any password gets in; it is still the one configured, and must leak nowhere)."""
-    admin_url = sa.make_url(os.environ["SPARKPLANE_TEST_PG_ADMIN_URL"])
-    name = f"sparkplane_secrets_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
+    with own_database(os.environ["SPARKPLANE_TEST_PG_ADMIN_URL"], "sparkplane_secrets") as url:
         yield {
-            "PGSQL_HOST": admin_url.host or "127.0.0.1",
-            "PGSQL_PORT": str(admin_url.port or 5432),
-            "PGSQL_USER": admin_url.username or "postgres",
+            "PGSQL_HOST": url.host or "127.0.0.1",
+            "PGSQL_PORT": str(url.port or 5432),
+            "PGSQL_USER": url.username or "postgres",
             "PGSQL_PASSWORD": _secret("pgsql"),
-            "PGSQL_DATABASE": name,
+            "PGSQL_DATABASE": str(url.database),
         }
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 class Recorder:
