@@ -178,7 +178,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=200 * 1_048_576, description="Largest uploaded application file")
     max_notebook_bytes: int = Field(default=32 * 1_048_576, description="Largest notebook file imported")
     reconcile_interval_seconds: float = Field(default=1.0, description="Pause between watcher passes")
-    reconcile_batch_size: int = Field(default=200, description="Rows one watcher pass observes at most")
+    reconcile_batch_size: int = Field(
+        default=500, description="Rows a watcher reads and writes at a time (each pass covers every live row)"
+    )
     redispatch_after_seconds: float = Field(
         default=15.0, description="A launch not picked up by a worker after this long is enqueued again"
     )

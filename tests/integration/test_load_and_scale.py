@@ -46,9 +46,16 @@ def test_every_tracked_session_and_batch_is_observed_in_one_sweep(tmp_path: Path
     items = 400
     with fresh_database() as database_url:
         result = run_scale(database_url, tmp_path, items)
-    total = BASELINE_ITEMS + items
+    live = BASELINE_ITEMS + items
     ending = (BASELINE_ITEMS + items) // ENDING
-    assert result.session_states == {"idle": total - ending, "killed": ending}
-    assert result.batch_states == {"running": total - ending, "success": ending}
+    assert result.session_states == {"idle": live, "killed": ending}
+    assert result.batch_states == {"running": live, "success": ending}
     assert result.ended_sessions == {"killed": items // ENDING}
     assert result.ended_batches == {"success": items // ENDING}
+    # Every cycle observed every row live at its start: the first with the endings, then the quiet ones.
+    for first, steady, restamp in (
+        (result.sessions, result.steady_sessions, result.restamp_sessions),
+        (result.batches, result.steady_batches, result.restamp_batches),
+    ):
+        assert first.seen == live + items // ENDING
+        assert steady.seen == restamp.seen == live

@@ -24,6 +24,16 @@ def state(ctx: Context, batch_id: int) -> str:
     return batches.get(ctx, ALICE, batch_id).state.value
 
 
+def launched(ctx: Context, fake_backend: FakeBackend, observed: Observed, count: int = 1) -> list[int]:
+    """`count` batches submitted and launched, each of which its backend now reports as `observed`."""
+    ids = [submit(ctx) for _ in range(count)]
+    for batch_id in ids:
+        batch_runs.launch(ctx, batch_id)
+    for key in fake_backend.runs:
+        fake_backend.set_state(key, observed)
+    return ids
+
+
 def outbox(ctx: Context) -> list[tuple[str, int]]:
     with ctx.db.uow() as uow:
         return [(e.task, e.entity_id) for e in uow.outbox.pending(100, skip_locked=False)]
@@ -176,3 +186,56 @@ def test_cleanup_kills_orphans_and_deletes_expired_rows_idempotently(ctx: Contex
     assert cleanup.run_cleanup(ctx).deleted_batches == 1
     assert cleanup.run_cleanup(ctx).deleted_batches == 0
     assert not ctx.blobs.exists(f"logs/batches/{key}/driver.log")
+
+
+def observed_at(ctx: Context, batch_id: int) -> object:
+    with ctx.db.uow() as uow:
+        row = uow.batches.get(batch_id)
+        assert row is not None
+        return row.last_observed_at
+
+
+def test_a_pass_writes_nothing_for_a_quiet_row_until_its_stamp_grows_old(
+    ctx: Context, fake_backend: FakeBackend
+) -> None:
+    clock = ctx.clock
+    assert isinstance(clock, FakeClock)
+    [batch_id] = launched(ctx, fake_backend, Observed.RUNNING)
+    assert batch_runs.watcher_pass(ctx) == 1
+    assert state(ctx, batch_id) == "running"
+    stamped = observed_at(ctx, batch_id)
+    assert stamped == clock.now()
+    clock.advance(1)
+    assert batch_runs.watcher_pass(ctx) == 1  # observed, and it said nothing new: no write
+    assert observed_at(ctx, batch_id) == stamped
+    clock.advance(ctx.settings.zombie_after_seconds / 4)
+    batch_runs.watcher_pass(ctx)
+    assert observed_at(ctx, batch_id) == clock.now()  # an old stamp is renewed
+
+
+def test_a_row_its_backend_cannot_observe_holds_back_no_other(ctx: Context, fake_backend: FakeBackend) -> None:
+    ids = launched(ctx, fake_backend, Observed.RUNNING, 3)
+    fake_backend.fail_next(TransientBackendError("the vendor API timed out"))
+    assert batch_runs.watcher_pass(ctx) == 3
+    assert [state(ctx, i) for i in ids] == ["starting", "running", "running"]  # the first look failed
+    batch_runs.watcher_pass(ctx)
+    assert [state(ctx, i) for i in ids] == ["running"] * 3
+
+
+def test_a_row_that_fails_to_settle_holds_back_no_other(
+    ctx: Context, fake_backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = launched(ctx, fake_backend, Observed.SUCCEEDED, 3)
+    real_collect = batch_runs._collect_log
+
+    def collect(ctx: Context, batch: object, handle: object) -> object:
+        if getattr(batch, "id", None) == ids[1]:
+            raise RuntimeError("the blob store refused the log")
+        return real_collect(ctx, batch, handle)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batch_runs, "_collect_log", collect)
+    batch_runs.watcher_pass(ctx)  # the page's transaction fails; its rows are settled one by one
+    assert [state(ctx, i) for i in ids] == ["success", "starting", "success"]
+    monkeypatch.setattr(batch_runs, "_collect_log", real_collect)
+    batch_runs.watcher_pass(ctx)
+    assert [state(ctx, i) for i in ids] == ["success"] * 3

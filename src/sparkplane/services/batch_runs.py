@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from sparkplane.backends.base import Handle, Observation, PermanentBackendError
 from sparkplane.db.models import Batch
+from sparkplane.db.repositories.tracking import LiveRow
 from sparkplane.db.uow import UnitOfWork
 from sparkplane.domain.states import BATCH_TERMINAL, BatchState, FailureReason, Observed, next_batch_state
-from sparkplane.services import batches, credentials, dispatch, faults, metrics, placement
+from sparkplane.services import batches, credentials, dispatch, faults, metrics, placement, sweep
 from sparkplane.services.context import Context
 
 log = logging.getLogger(__name__)
@@ -89,39 +91,87 @@ def reconcile(ctx: Context, batch_id: int) -> None:
     """Observe one batch on its backend and move its row to match. Transient errors propagate to the caller."""
     with ctx.db.uow() as uow:
         batch = uow.batches.get(batch_id, for_update=True, skip_locked=uow.skip_locked)
-        if batch is None or batch.state in BATCH_TERMINAL:
+        if batch is None:
             return
-        now = ctx.clock.now()
-        if batch.handle is None:
-            _redispatch_if_stale(ctx, uow, batch, now)
-            return
-        handle = Handle.from_json(batch.handle)
+        handle = Handle.from_json(batch.handle) if batch.handle is not None else None
         backend = ctx.backends.get(batch.backend)
-        observation = backend.observe(handle)
-        if observation is None:
-            _lost(ctx, uow, batch, now)
-            return
-        fields = _observed_fields(batch, observation, now)
-        target = next_batch_state(BatchState(batch.state), observation.state)
-        if target is None:
-            uow.batches.set_fields(batch, **fields)
-            _retry_cancel_if_stuck(ctx, uow, batch, now)
-            return
-        if target not in BATCH_TERMINAL:
-            _retry_cancel_if_stuck(ctx, uow, batch, now)
-        if target in BATCH_TERMINAL:
-            fields["log_key"] = _collect_log(ctx, batch, handle)
-            if target != BatchState.SUCCESS:
-                fields["failure_reason"] = (
-                    FailureReason.USER_REQUEST if target == BatchState.KILLED else FailureReason.BACKEND_FAILED
-                )
-        # The row is locked and nothing is written yet: a kill here must leave the transition to a retry.
-        faults.point(f"batch_reconcile.before_{target.value}", ctx.settings.data_dir)
-        moved = uow.batches.transition(
-            batch, target, now, reason=fields.get("failure_reason"), message=observation.message, **fields
-        )
-        if moved and target == BatchState.RUNNING:
-            metrics.BATCH_LAUNCH_SECONDS.observe((now - batch.submitted_at).total_seconds())
+        _settle(ctx, uow, batch, lambda: backend.observe(handle) if handle else None, ctx.clock.now())
+
+
+def _settle(ctx: Context, uow: UnitOfWork, batch: Batch, observe: sweep.Observe, now: dt.datetime) -> None:
+    """Move the locked row to match what its backend says."""
+    if batch.state in BATCH_TERMINAL:
+        return
+    if batch.handle is None:
+        _redispatch_if_stale(ctx, uow, batch, now)
+        return
+    handle = Handle.from_json(batch.handle)
+    observation = observe()
+    if observation is None:
+        _lost(ctx, uow, batch, now)
+        return
+    fields = _observed_fields(batch, observation, now)
+    target = next_batch_state(BatchState(batch.state), observation.state)
+    if target is None:
+        uow.batches.set_fields(batch, **fields)
+        _retry_cancel_if_stuck(ctx, uow, batch, now)
+        return
+    if target not in BATCH_TERMINAL:
+        _retry_cancel_if_stuck(ctx, uow, batch, now)
+    if target in BATCH_TERMINAL:
+        fields["log_key"] = _collect_log(ctx, batch, handle)
+        if target != BatchState.SUCCESS:
+            fields["failure_reason"] = (
+                FailureReason.USER_REQUEST if target == BatchState.KILLED else FailureReason.BACKEND_FAILED
+            )
+    # The row is locked and nothing is written yet: a kill here must leave the transition to a retry.
+    faults.point(f"batch_reconcile.before_{target.value}", ctx.settings.data_dir)
+    moved = uow.batches.transition(
+        batch, target, now, reason=fields.get("failure_reason"), message=observation.message, **fields
+    )
+    if moved and target == BatchState.RUNNING:
+        metrics.BATCH_LAUNCH_SECONDS.observe((now - batch.submitted_at).total_seconds())
+
+
+def _live_page(uow: UnitOfWork, after_id: int, limit: int) -> list[LiveRow]:
+    return uow.batches.live_page(after_id, limit)
+
+
+class _Tracking:
+    """Batches as `sweep` sees them: a row is quiet when its backend says what the row already says and no
+    kill request is waiting on it."""
+
+    entity = "batch"
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    page = staticmethod(_live_page)
+
+    def observe(self, backend: str, handle: Handle) -> Observation | None:
+        return self.ctx.backends.get(backend).observe(handle)
+
+    def quiet(self, uow: UnitOfWork, seen: Sequence[sweep.Seen]) -> set[int]:
+        return {
+            s.row.id
+            for s in seen
+            if s.row.cancel_requested_at is None
+            and sweep.unchanged(s.observation, s.row)
+            and next_batch_state(BatchState(s.row.state), s.observation.state) is None
+        }
+
+    def mark_observed(self, uow: UnitOfWork, ids: Sequence[int], now: dt.datetime) -> None:
+        uow.batches.mark_observed(ids, now, skip_locked=uow.skip_locked)
+
+    def lock(self, uow: UnitOfWork, ids: Sequence[int]) -> Sequence[Batch]:
+        return uow.batches.lock_many(ids, skip_locked=uow.skip_locked)
+
+    def settle(self, uow: UnitOfWork, row: Batch, observe: sweep.Observe, now: dt.datetime) -> sweep.FollowUp | None:
+        _settle(self.ctx, uow, row, observe, now)
+        return None
+
+    def reconcile(self, row_id: int) -> None:
+        reconcile(self.ctx, row_id)
 
 
 def _observed_fields(batch: Batch, obs: Observation, now: dt.datetime) -> dict[str, Any]:
@@ -196,42 +246,33 @@ def _grace(ctx: Context) -> dt.timedelta:
 
 
 def watcher_pass(ctx: Context) -> int:
-    """One pass of the batch watcher: relay the outbox, then reconcile the least recently observed batches."""
+    """One pass of the batch watcher: relay the outbox, then observe every unfinished batch."""
     dispatch.relay(ctx)
-    with ctx.db.uow() as uow:
-        due = uow.batches.due_for_observation(ctx.settings.reconcile_batch_size)
-    for batch_id in due:
-        try:
-            reconcile(ctx, batch_id)
-        except Exception:  # one bad batch never stops the loop (Dagster); it is retried next pass
-            log.exception("batch %s: reconcile failed; will retry", batch_id)
+    seen = sweep.Sweep(ctx, _Tracking(ctx)).run()
     dispatch.relay(ctx)  # publish what this pass enqueued
-    return len(due)
+    return seen
 
 
 def stop_active(ctx: Context, *, reason: str) -> int:
     """Kill every unfinished batch now (used when `sparkplane up` stops without --keep-apps)."""
     stopped = 0
-    while True:
+    due = [row.id for page in sweep.pages(ctx, _live_page) for row in page]
+    for batch_id in due:
         with ctx.db.uow() as uow:
-            due = uow.batches.due_for_observation(ctx.settings.reconcile_batch_size)
-        if not due:
-            return stopped
-        for batch_id in due:
-            with ctx.db.uow() as uow:
-                batch = uow.batches.get(batch_id, for_update=True)
-                if batch is None or batch.state in BATCH_TERMINAL:
-                    continue
-                handle = Handle.from_json(batch.handle) if batch.handle else None
-                backend_name = batch.backend
-                uow.batches.set_fields(batch, cancel_requested_at=ctx.clock.now())
-            if handle is not None:
-                ctx.backends.get(backend_name).cancel(handle, grace=_grace(ctx))
-                reconcile(ctx, batch_id)
-            with ctx.db.uow() as uow:
-                batch = uow.batches.get(batch_id, for_update=True)
-                if batch is not None and batch.state not in BATCH_TERMINAL:
-                    uow.batches.transition(
-                        batch, BatchState.KILLED, ctx.clock.now(), reason=FailureReason.USER_REQUEST, message=reason
-                    )
-            stopped += 1
+            batch = uow.batches.get(batch_id, for_update=True)
+            if batch is None or batch.state in BATCH_TERMINAL:
+                continue
+            handle = Handle.from_json(batch.handle) if batch.handle else None
+            backend_name = batch.backend
+            uow.batches.set_fields(batch, cancel_requested_at=ctx.clock.now())
+        if handle is not None:
+            ctx.backends.get(backend_name).cancel(handle, grace=_grace(ctx))
+            reconcile(ctx, batch_id)
+        with ctx.db.uow() as uow:
+            batch = uow.batches.get(batch_id, for_update=True)
+            if batch is not None and batch.state not in BATCH_TERMINAL:
+                uow.batches.transition(
+                    batch, BatchState.KILLED, ctx.clock.now(), reason=FailureReason.USER_REQUEST, message=reason
+                )
+        stopped += 1
+    return stopped

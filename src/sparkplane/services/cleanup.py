@@ -11,9 +11,10 @@ import logging
 from dataclasses import dataclass
 
 from sparkplane.backends.base import ComputeBackend, Handle
+from sparkplane.db.models import Session
 from sparkplane.domain.errors import SparkplaneError
-from sparkplane.domain.states import SESSION_TERMINAL, FailureReason, SessionState
-from sparkplane.services import sessions, web_logins
+from sparkplane.domain.states import FailureReason, SessionState
+from sparkplane.services import sessions, sweep, web_logins
 from sparkplane.services.context import Context
 
 log = logging.getLogger(__name__)
@@ -55,30 +56,31 @@ def _end_timed_out_sessions(ctx: Context, report: CleanupReport) -> None:
     heartbeat never expires by heartbeat (Livy's rule).
     """
     now = ctx.clock.now()
-    with ctx.db.uow() as uow:
-        candidates = [uow.sessions.get(i) for i in uow.sessions.due_for_observation(10_000)]
-    for row in candidates:
-        if row is None or row.state in SESSION_TERMINAL or row.state == SessionState.SHUTTING_DOWN:
-            continue
-        idle_limit = row.idle_timeout_s if row.idle_timeout_s is not None else ctx.settings.session_idle_timeout_seconds
-        ttl = row.ttl_s if row.ttl_s is not None else ctx.settings.session_ttl_seconds
-        why = None
-        if ttl and (now - row.submitted_at).total_seconds() > ttl:
-            why = f"its time to live ({ttl:.0f}s) ran out"
-        elif (
-            row.state == SessionState.IDLE and idle_limit and (now - row.last_activity_at).total_seconds() > idle_limit
-        ):
-            why = f"it was idle for more than {idle_limit:.0f}s"
-        elif (
-            row.heartbeat_timeout_s
-            and row.last_heartbeat_at
-            and ((now - row.last_heartbeat_at).total_seconds() > row.heartbeat_timeout_s)
-        ):
-            why = f"no heartbeat for more than {row.heartbeat_timeout_s}s"
-        if why is not None:
-            log.info("cleanup: stopping session %s because %s", row.id, why)
-            sessions.kill(ctx, None, row.id, reason=FailureReason.TIMEOUT, message=f"stopped because {why}")
-            report.sessions_timed_out += 1
+    for page in sweep.pages(ctx, lambda uow, after, size: uow.sessions.live_page(after, size)):
+        with ctx.db.uow() as uow:
+            rows = uow.sessions.load_many([r.id for r in page if r.state != SessionState.SHUTTING_DOWN])
+        for row in rows:
+            _end_if_timed_out(ctx, row, now, report)
+
+
+def _end_if_timed_out(ctx: Context, row: Session, now: dt.datetime, report: CleanupReport) -> None:
+    idle_limit = row.idle_timeout_s if row.idle_timeout_s is not None else ctx.settings.session_idle_timeout_seconds
+    ttl = row.ttl_s if row.ttl_s is not None else ctx.settings.session_ttl_seconds
+    why = None
+    if ttl and (now - row.submitted_at).total_seconds() > ttl:
+        why = f"its time to live ({ttl:.0f}s) ran out"
+    elif row.state == SessionState.IDLE and idle_limit and (now - row.last_activity_at).total_seconds() > idle_limit:
+        why = f"it was idle for more than {idle_limit:.0f}s"
+    elif (
+        row.heartbeat_timeout_s
+        and row.last_heartbeat_at
+        and ((now - row.last_heartbeat_at).total_seconds() > row.heartbeat_timeout_s)
+    ):
+        why = f"no heartbeat for more than {row.heartbeat_timeout_s}s"
+    if why is not None:
+        log.info("cleanup: stopping session %s because %s", row.id, why)
+        sessions.kill(ctx, None, row.id, reason=FailureReason.TIMEOUT, message=f"stopped because {why}")
+        report.sessions_timed_out += 1
 
 
 def _delete_expired_sessions(ctx: Context, report: CleanupReport) -> None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from sparkplane.backends.base import Handle, Observation, PermanentBackendError
 from sparkplane.db.models import Session
+from sparkplane.db.repositories.tracking import LiveRow
 from sparkplane.db.uow import UnitOfWork
 from sparkplane.domain.states import (
     SESSION_TERMINAL,
@@ -22,7 +24,7 @@ from sparkplane.domain.states import (
     StatementState,
     next_session_state,
 )
-from sparkplane.services import credentials, dispatch, faults, placement, sessions, statements
+from sparkplane.services import credentials, dispatch, faults, placement, sessions, statements, sweep
 from sparkplane.services.context import Context
 
 log = logging.getLogger(__name__)
@@ -97,38 +99,100 @@ def reconcile(ctx: Context, session_id: int) -> None:
         row = uow.sessions.get(session_id, for_update=True, skip_locked=uow.skip_locked)
         if row is None or row.state in SESSION_TERMINAL:
             return
-        now = ctx.clock.now()
-        if row.handle is None:
-            _redispatch_if_stale(ctx, uow, row, now)
-            return
-        handle = Handle.from_json(row.handle)
+        handle = Handle.from_json(row.handle) if row.handle is not None else None
         backend = ctx.backends.session(row.backend)
-        observation = backend.observe(handle)
-        if observation is None:
-            _lost(ctx, uow, row, now)
-            return
-        fields = _observed_fields(row, observation, now)
-        stop_requested = row.cancel_requested_at is not None
-        target = next_session_state(SessionState(row.state), observation.state, stop_requested=stop_requested)
-        if target is None:
-            uow.sessions.set_fields(row, **fields)
-            _start_timeout(ctx, uow, row, now)
-        else:
-            if target in SESSION_TERMINAL:
-                fields["log_key"] = _collect_log(ctx, row, handle)
-                _end_statements(uow, row.id, now)
-            reason = FailureReason.BACKEND_FAILED if target in (SessionState.ERROR, SessionState.DEAD) else None
-            faults.point(f"session_reconcile.before_{target.value}", ctx.settings.data_dir)  # row locked, not written
-            uow.sessions.transition(
-                row, target, now, reason=reason if not stop_requested else None, message=observation.message, **fields
+        follow_up = _settle(ctx, uow, row, lambda: backend.observe(handle) if handle else None, ctx.clock.now())
+    if follow_up is not None:
+        follow_up()
+
+
+def _settle(
+    ctx: Context, uow: UnitOfWork, row: Session, observe: sweep.Observe, now: dt.datetime
+) -> sweep.FollowUp | None:
+    """Move the locked row to match its agent; returns the statement work to do once this commits."""
+    if row.state in SESSION_TERMINAL:
+        return None
+    if row.handle is None:
+        _redispatch_if_stale(ctx, uow, row, now)
+        return None
+    handle = Handle.from_json(row.handle)
+    observation = observe()
+    if observation is None:
+        _lost(ctx, uow, row, now)
+        return None
+    fields = _observed_fields(row, observation, now)
+    stop_requested = row.cancel_requested_at is not None
+    target = next_session_state(SessionState(row.state), observation.state, stop_requested=stop_requested)
+    if target is None:
+        uow.sessions.set_fields(row, **fields)
+        _start_timeout(ctx, uow, row, now)
+    else:
+        if target in SESSION_TERMINAL:
+            fields["log_key"] = _collect_log(ctx, row, handle)
+            _end_statements(uow, row.id, now)
+        reason = FailureReason.BACKEND_FAILED if target in (SessionState.ERROR, SessionState.DEAD) else None
+        faults.point(f"session_reconcile.before_{target.value}", ctx.settings.data_dir)  # row locked, not written
+        uow.sessions.transition(
+            row, target, now, reason=reason if not stop_requested else None, message=observation.message, **fields
+        )
+    state, backend_name, session_id = SessionState(row.state), row.backend, row.id
+    pending = [(s.number, s.submitted) for s in uow.statements.unfinished(row.id)] if state in _READY else []
+    if not pending:
+        return None
+
+    def drive_statements() -> None:
+        for number, submitted in pending:
+            if submitted:
+                statements.refresh(ctx, session_id, backend_name, handle, number)
+            elif not statements.hand_over(ctx, session_id, backend_name, handle, number):
+                break  # keep the order: later statements wait for this one
+
+    return drive_statements
+
+
+def _live_page(uow: UnitOfWork, after_id: int, limit: int) -> list[LiveRow]:
+    return uow.sessions.live_page(after_id, limit)
+
+
+class _Tracking:
+    """Sessions as `sweep` sees them: a row is quiet when its agent says what the row already says, it has no
+    statement to hand over or refresh, and it is not waiting out a start timeout."""
+
+    entity = "session"
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    page = staticmethod(_live_page)
+
+    def observe(self, backend: str, handle: Handle) -> Observation | None:
+        return self.ctx.backends.session(backend).observe(handle)
+
+    def quiet(self, uow: UnitOfWork, seen: Sequence[sweep.Seen]) -> set[int]:
+        busy = uow.statements.sessions_with_unfinished(seen[0].row.id, seen[-1].row.id) if seen else set()
+        return {
+            s.row.id
+            for s in seen
+            if s.row.id not in busy
+            and s.row.state != SessionState.STARTING
+            and sweep.unchanged(s.observation, s.row)
+            and next_session_state(
+                SessionState(s.row.state), s.observation.state, stop_requested=s.row.cancel_requested_at is not None
             )
-        state, backend_name = SessionState(row.state), row.backend
-        pending = [(s.number, s.submitted) for s in uow.statements.unfinished(row.id)] if state in _READY else []
-    for number, submitted in pending:
-        if submitted:
-            statements.refresh(ctx, session_id, backend_name, handle, number)
-        elif not statements.hand_over(ctx, session_id, backend_name, handle, number):
-            break  # keep the order: later statements wait for this one
+            is None
+        }
+
+    def mark_observed(self, uow: UnitOfWork, ids: Sequence[int], now: dt.datetime) -> None:
+        uow.sessions.mark_observed(ids, now, skip_locked=uow.skip_locked)
+
+    def lock(self, uow: UnitOfWork, ids: Sequence[int]) -> Sequence[Session]:
+        return uow.sessions.lock_many(ids, skip_locked=uow.skip_locked)
+
+    def settle(self, uow: UnitOfWork, row: Session, observe: sweep.Observe, now: dt.datetime) -> sweep.FollowUp | None:
+        return _settle(self.ctx, uow, row, observe, now)
+
+    def reconcile(self, row_id: int) -> None:
+        reconcile(self.ctx, row_id)
 
 
 def _observed_fields(row: Session, obs: Observation, now: dt.datetime) -> dict[str, Any]:
@@ -203,15 +267,9 @@ def _grace(ctx: Context) -> dt.timedelta:
 
 
 def watcher_pass(ctx: Context) -> int:
-    """One pass of the interactive watcher: relay the outbox, reconcile sessions, keep the warm pool full."""
+    """One pass of the interactive watcher: relay the outbox, observe every live session, keep the warm pool full."""
     dispatch.relay(ctx)
-    with ctx.db.uow() as uow:
-        due = uow.sessions.due_for_observation(ctx.settings.reconcile_batch_size)
-    for session_id in due:
-        try:
-            reconcile(ctx, session_id)
-        except Exception:  # one bad session never stops the loop
-            log.exception("session %s: reconcile failed; will retry", session_id)
+    seen = sweep.Sweep(ctx, _Tracking(ctx)).run()
     # Only the backend new sessions go to keeps warm agents: another enabled one would start Spark drivers
     # that no session can claim (with SPARKPLANE_BACKEND=fake, local JVMs nobody asked for).
     name = ctx.settings.backend
@@ -223,31 +281,27 @@ def watcher_pass(ctx: Context) -> int:
             except Exception:
                 log.exception("backend %s: refilling the warm pool failed", name)
     dispatch.relay(ctx)
-    return len(due)
+    return seen
 
 
 def mark_recovering(ctx: Context) -> int:
     """At a watcher's start: running sessions show `recovering` until their agent is observed again (Livy)."""
     moved = 0
-    with ctx.db.uow() as uow:
-        for session_id in uow.sessions.due_for_observation(ctx.settings.reconcile_batch_size):
-            row = uow.sessions.get(session_id, for_update=True)
-            if (
-                row is not None
-                and row.state in _READY
-                and uow.sessions.transition(
+    for page in sweep.pages(ctx, _live_page):
+        ready = [r.id for r in page if r.state in _READY]
+        with ctx.db.uow() as uow:
+            for row in uow.sessions.lock_many(ready, skip_locked=False):
+                if row.state in _READY and uow.sessions.transition(
                     row, SessionState.RECOVERING, ctx.clock.now(), message="the control plane restarted"
-                )
-            ):
-                moved += 1
+                ):
+                    moved += 1
     return moved
 
 
 def stop_all(ctx: Context, *, reason: str) -> int:
     """Stop every unfinished session now and empty the warm pools (`sparkplane up` stopping)."""
     stopped = 0
-    with ctx.db.uow() as uow:
-        due = list(uow.sessions.due_for_observation(100_000))
+    due = [row.id for page in sweep.pages(ctx, _live_page) for row in page]
     for session_id in due:
         sessions.kill(ctx, None, session_id, message=reason)
         stop(ctx, session_id)

@@ -8,7 +8,7 @@ from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from sparkplane.db.models import Batch, StateEvent
-from sparkplane.db.repositories import _ids, _rows
+from sparkplane.db.repositories import _ids, _rows, tracking
 from sparkplane.db.repositories.transitions import record_creation, transition
 from sparkplane.domain.states import BATCH_TERMINAL, BATCH_TRANSITIONS, BatchState
 
@@ -85,22 +85,21 @@ class BatchRepository:
         )
 
     def set_fields(self, batch: Batch, **values: Any) -> None:
-        self.db.execute(update(Batch).where(Batch.id == batch.id).values(**values))
+        self.db.execute(update(Batch).where(Batch.id == batch.id).values(**values), execution_options=_rows.UNSYNCED)
         _rows.mirror(self.db, batch, values)
 
     def mark_dispatched(self, batch_ids: Sequence[int], now: dt.datetime) -> None:
         if batch_ids:
             self.db.execute(update(Batch).where(Batch.id.in_(batch_ids)).values(last_observed_at=now))
 
-    def due_for_observation(self, limit: int) -> Sequence[int]:
-        """Ids of unfinished batches, least recently observed first, bounded (never 'fetch all active')."""
-        query = (
-            select(Batch.id)
-            .where(Batch.state.in_(ACTIVE_BATCH))
-            .order_by(Batch.last_observed_at.asc().nulls_first(), Batch.id)
-            .limit(limit)
-        )
-        return self.db.scalars(query).all()
+    def live_page(self, after_id: int, limit: int) -> list[tracking.LiveRow]:
+        return tracking.live_page(self.db, Batch, ACTIVE_BATCH, after_id, limit)
+
+    def mark_observed(self, ids: Sequence[int], now: dt.datetime, *, skip_locked: bool) -> None:
+        tracking.mark_observed(self.db, Batch, ids, now, skip_locked)
+
+    def lock_many(self, ids: Sequence[int], *, skip_locked: bool) -> Sequence[Batch]:
+        return tracking.lock_many(self.db, Batch, ids, skip_locked)
 
     def counts_by_state(self) -> dict[str, int]:
         rows = self.db.execute(select(Batch.state, func.count()).group_by(Batch.state)).all()

@@ -8,7 +8,7 @@ from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from sparkplane.db.models import Batch, Cluster, ClusterEvent, Session
-from sparkplane.db.repositories import _ids
+from sparkplane.db.repositories import _ids, _rows
 from sparkplane.db.repositories.batches import ACTIVE_BATCH
 from sparkplane.db.repositories.sessions import ACTIVE_SESSION
 from sparkplane.db.repositories.transitions import record_creation, transition
@@ -86,7 +86,7 @@ class ClusterRepository:
         )
 
     def set_fields(self, row: Cluster, **values: Any) -> None:
-        self.db.execute(update(Cluster).where(Cluster.id == row.id).values(**values))
+        self.db.execute(update(Cluster).where(Cluster.id == row.id).values(**values), execution_options=_rows.UNSYNCED)
         self.db.expire(row)
 
     def take_lease(self, cluster_id: int, now: dt.datetime, until: dt.datetime) -> bool:

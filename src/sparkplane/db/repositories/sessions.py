@@ -8,7 +8,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from sparkplane.db.models import Session, StateEvent, Statement
-from sparkplane.db.repositories import _ids, _rows
+from sparkplane.db.repositories import _ids, _rows, tracking
 from sparkplane.db.repositories.transitions import record_creation, transition
 from sparkplane.domain.states import (
     SESSION_TERMINAL,
@@ -98,7 +98,7 @@ class SessionRepository:
         )
 
     def set_fields(self, row: Session, **values: Any) -> None:
-        self.db.execute(update(Session).where(Session.id == row.id).values(**values))
+        self.db.execute(update(Session).where(Session.id == row.id).values(**values), execution_options=_rows.UNSYNCED)
         _rows.mirror(self.db, row, values)
 
     def touch_heartbeat(self, session_id: int, now: dt.datetime) -> None:
@@ -118,14 +118,17 @@ class SessionRepository:
         if session_ids:
             self.db.execute(update(Session).where(Session.id.in_(session_ids)).values(last_observed_at=now))
 
-    def due_for_observation(self, limit: int) -> Sequence[int]:
-        query = (
-            select(Session.id)
-            .where(Session.state.in_(ACTIVE_SESSION))
-            .order_by(Session.last_observed_at.asc().nulls_first(), Session.id)
-            .limit(limit)
-        )
-        return self.db.scalars(query).all()
+    def live_page(self, after_id: int, limit: int) -> list[tracking.LiveRow]:
+        return tracking.live_page(self.db, Session, ACTIVE_SESSION, after_id, limit)
+
+    def mark_observed(self, ids: Sequence[int], now: dt.datetime, *, skip_locked: bool) -> None:
+        tracking.mark_observed(self.db, Session, ids, now, skip_locked)
+
+    def lock_many(self, ids: Sequence[int], *, skip_locked: bool) -> Sequence[Session]:
+        return tracking.lock_many(self.db, Session, ids, skip_locked)
+
+    def load_many(self, ids: Sequence[int]) -> Sequence[Session]:
+        return self.db.scalars(select(Session).where(Session.id.in_(ids)).order_by(Session.id)).all() if ids else []
 
     def counts_by_state(self) -> dict[str, int]:
         rows = self.db.execute(select(Session.state, func.count()).group_by(Session.state)).all()
@@ -189,9 +192,18 @@ class StatementRepository:
         )
         return self.db.scalars(query).all()
 
+    def sessions_with_unfinished(self, first_id: int, last_id: int) -> set[int]:
+        """Ids of the sessions in [first_id, last_id] with a statement not yet final (few: most are idle)."""
+        query = select(Statement.session_id).where(
+            Statement.state.in_(ACTIVE_STATEMENT), Statement.session_id.between(first_id, last_id)
+        )
+        return set(self.db.scalars(query.distinct()))
+
     def transition(self, row: Statement, to: StatementState, now: dt.datetime, **values: Any) -> bool:
         return transition(self.db, row, entity="statement", table=STATEMENT_TRANSITIONS, to=to, now=now, values=values)
 
     def set_fields(self, row: Statement, **values: Any) -> None:
-        self.db.execute(update(Statement).where(Statement.id == row.id).values(**values))
+        self.db.execute(
+            update(Statement).where(Statement.id == row.id).values(**values), execution_options=_rows.UNSYNCED
+        )
         self.db.expire(row)

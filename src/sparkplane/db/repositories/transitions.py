@@ -16,6 +16,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from sparkplane.db.models import StateEvent
+from sparkplane.db.repositories._rows import mirror
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +46,19 @@ def transition(
         log.info("%s %s: %s -> %s is not a legal transition; ignored", entity, row.id, current, to)
         return False
     model = type(row)
-    result = db.execute(
+    version = db.execute(
         update(model)
         .where(model.id == row.id, model.state == current)
         .values(state=str(to), version=model.version + 1, **(values or {}))
+        .returning(model.version)
         .execution_options(synchronize_session=False)
-    )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    ).scalar()
+    if version is None:
         log.info("%s %s: lost the race moving %s -> %s; someone else moved it first", entity, row.id, current, to)
         db.expire(row)
         return False
+    # Flushed with the transaction's next statement or its commit: a watcher settling a page of rows sends
+    # its events together instead of one round trip each.
     db.add(
         StateEvent(
             entity=entity,
@@ -66,8 +70,7 @@ def transition(
             created_at=now,
         )
     )
-    db.flush()
-    db.expire(row)
+    mirror(db, row, {**(values or {}), "state": str(to), "version": version})
     log.info("%s %s: %s -> %s (%s)", entity, row.id, current, to, reason or "-")
     return True
 
