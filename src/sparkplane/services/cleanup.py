@@ -14,7 +14,7 @@ from sparkplane.backends.base import ComputeBackend, Handle
 from sparkplane.db.models import Session
 from sparkplane.domain.errors import SparkplaneError
 from sparkplane.domain.states import FailureReason, SessionState
-from sparkplane.services import sessions, sweep, web_logins
+from sparkplane.services import session_runs, sessions, sweep, web_logins
 from sparkplane.services.context import Context
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def _end_timed_out_sessions(ctx: Context, report: CleanupReport) -> None:
     heartbeat never expires by heartbeat (Livy's rule).
     """
     now = ctx.clock.now()
-    for page in sweep.pages(ctx, lambda uow, after, size: uow.sessions.live_page(after, size)):
+    for page in sweep.pages(ctx, session_runs.live_page):
         with ctx.db.uow() as uow:
             rows = uow.sessions.load_many([r.id for r in page if r.state != SessionState.SHUTTING_DOWN])
         for row in rows:

@@ -97,7 +97,7 @@ def reconcile(ctx: Context, session_id: int) -> None:
     """Observe one session's agent, move the row, then hand over and refresh its statements."""
     with ctx.db.uow() as uow:
         row = uow.sessions.get(session_id, for_update=True, skip_locked=uow.skip_locked)
-        if row is None or row.state in SESSION_TERMINAL:
+        if row is None:
             return
         handle = Handle.from_json(row.handle) if row.handle is not None else None
         backend = ctx.backends.session(row.backend)
@@ -150,7 +150,8 @@ def _settle(
     return drive_statements
 
 
-def _live_page(uow: UnitOfWork, after_id: int, limit: int) -> list[LiveRow]:
+def live_page(uow: UnitOfWork, after_id: int, limit: int) -> list[LiveRow]:
+    """Every live session, a page at a time (for sweep.pages): what the watcher, a restart and cleanup walk."""
     return uow.sessions.live_page(after_id, limit)
 
 
@@ -163,7 +164,7 @@ class _Tracking:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    page = staticmethod(_live_page)
+    page = staticmethod(live_page)
 
     def observe(self, backend: str, handle: Handle) -> Observation | None:
         return self.ctx.backends.session(backend).observe(handle)
@@ -287,7 +288,7 @@ def watcher_pass(ctx: Context) -> int:
 def mark_recovering(ctx: Context) -> int:
     """At a watcher's start: running sessions show `recovering` until their agent is observed again (Livy)."""
     moved = 0
-    for page in sweep.pages(ctx, _live_page):
+    for page in sweep.pages(ctx, live_page):
         ready = [r.id for r in page if r.state in _READY]
         with ctx.db.uow() as uow:
             for row in uow.sessions.lock_many(ready, skip_locked=False):
@@ -301,7 +302,7 @@ def mark_recovering(ctx: Context) -> int:
 def stop_all(ctx: Context, *, reason: str) -> int:
     """Stop every unfinished session now and empty the warm pools (`sparkplane up` stopping)."""
     stopped = 0
-    due = [row.id for page in sweep.pages(ctx, _live_page) for row in page]
+    due = [row.id for page in sweep.pages(ctx, live_page) for row in page]
     for session_id in due:
         sessions.kill(ctx, None, session_id, message=reason)
         stop(ctx, session_id)

@@ -7,12 +7,12 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from sparkplane.db.models import Batch, StateEvent
+from sparkplane.db.models import LIVE_BATCH_STATES, Batch, StateEvent
 from sparkplane.db.repositories import _ids, _rows, tracking
 from sparkplane.db.repositories.transitions import record_creation, transition
 from sparkplane.domain.states import BATCH_TERMINAL, BATCH_TRANSITIONS, BatchState
 
-ACTIVE_BATCH = [str(s) for s in BatchState if s not in BATCH_TERMINAL]
+ACTIVE_BATCH = LIVE_BATCH_STATES
 
 
 class BatchRepository:
@@ -89,8 +89,8 @@ class BatchRepository:
         _rows.mirror(self.db, batch, values)
 
     def mark_dispatched(self, batch_ids: Sequence[int], now: dt.datetime) -> None:
-        if batch_ids:
-            self.db.execute(update(Batch).where(Batch.id.in_(batch_ids)).values(last_observed_at=now))
+        # The relay just published their launch: their staleness (redispatch_after_seconds) counts from now.
+        tracking.mark_observed(self.db, Batch, batch_ids, now, skip_locked=False)
 
     def live_page(self, after_id: int, limit: int) -> list[tracking.LiveRow]:
         return tracking.live_page(self.db, Batch, ACTIVE_BATCH, after_id, limit)

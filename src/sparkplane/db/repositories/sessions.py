@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session as DbSession
 
-from sparkplane.db.models import Session, StateEvent, Statement
+from sparkplane.db.models import LIVE_SESSION_STATES, Session, StateEvent, Statement
 from sparkplane.db.repositories import _ids, _rows, tracking
 from sparkplane.db.repositories.transitions import record_creation, transition
 from sparkplane.domain.states import (
@@ -19,7 +19,7 @@ from sparkplane.domain.states import (
     StatementState,
 )
 
-ACTIVE_SESSION = [str(s) for s in SessionState if s not in SESSION_TERMINAL]
+ACTIVE_SESSION = LIVE_SESSION_STATES
 ACTIVE_STATEMENT = [str(s) for s in StatementState if s not in STATEMENT_TERMINAL]
 
 
@@ -115,8 +115,8 @@ class SessionRepository:
         return int(row[0]) - 1
 
     def mark_dispatched(self, session_ids: Sequence[int], now: dt.datetime) -> None:
-        if session_ids:
-            self.db.execute(update(Session).where(Session.id.in_(session_ids)).values(last_observed_at=now))
+        # The relay just published their launch: their staleness (redispatch_after_seconds) counts from now.
+        tracking.mark_observed(self.db, Session, session_ids, now, skip_locked=False)
 
     def live_page(self, after_id: int, limit: int) -> list[tracking.LiveRow]:
         return tracking.live_page(self.db, Session, ACTIVE_SESSION, after_id, limit)
