@@ -2,10 +2,13 @@
 
     scripts/bench load [--clients 200] [--seconds 60] [--api-workers 2]
 
-Every role (api, worker, both watchers) runs as its own process on a fresh database and vhost. Three phases,
+Every role (api, worker, both watchers) runs as its own process on a fresh database and vhost. Four phases,
 each with every client at once, one after the other:
 - baseline: GET /healthz, the same server and client with no database, no auth: the floor of the stack;
-- session GET: GET /api/v1/sessions/{id} in a hot loop over a few live sessions (the headline figure);
+- session GET: GET /api/v1/sessions/{id} in a hot loop over a few live sessions: the top rate. With clients
+  that never pause, latency is only clients / rate (Little's law: 200 clients at 1,500 req/s wait 133 ms);
+- session GET, paced: the same GET, the clients together offering a fixed rate (--paced-rate; 70% of the top
+  rate by default): the latency a client sees when the server is busy but not saturated;
 - lifecycle: each client creates a session, polls it to idle, runs a statement, deletes it and polls it to
   its end; then creates a batch, polls it to success, or deletes one batch in four while it runs.
 Reported per operation: requests/s, p50 and p99 latency, errors. Zero errors is the bar: any non-2xx answer,
@@ -123,8 +126,10 @@ class Client:
         self.http = http
         self.stats = stats
 
-    async def call(self, op: str, method: str, path: str, expect: int = 200, body: object = None) -> dict[str, Any]:
-        started = time.perf_counter()
+    async def call(
+        self, op: str, method: str, path: str, expect: int = 200, body: object = None, since: float | None = None
+    ) -> dict[str, Any]:
+        started = time.perf_counter() if since is None else since
         try:
             status, content = await self.http.request(method, path, body)
         except (OSError, ValueError) as exc:
@@ -183,6 +188,24 @@ async def healthz(client: Client, number: int) -> None:
 def session_get(session_ids: list[int]) -> Callable[[Client, int], Awaitable[None]]:
     async def body(client: Client, number: int) -> None:
         await client.call("GET session", "GET", f"/api/v1/sessions/{session_ids[number % len(session_ids)]}")
+
+    return body
+
+
+def paced_session_get(session_ids: list[int], clients: int, rate: float) -> Callable[[Client, int], Awaitable[None]]:
+    """Each client sends one GET every clients/rate seconds, on a fixed schedule: together they offer `rate`
+    requests per second whatever the server does. A request's latency counts from when it was due, not
+    from when it went out, so a server that falls behind is charged for the wait it caused."""
+    interval = clients / rate
+    due: dict[int, float] = {}
+
+    async def body(client: Client, number: int) -> None:
+        now = time.perf_counter()
+        at = due.setdefault(number, now + interval * number / clients)  # spread the clients' first requests
+        if at > now:
+            await asyncio.sleep(at - now)
+        due[number] = at + interval
+        await client.call("GET session", "GET", f"/api/v1/sessions/{session_ids[number % len(session_ids)]}", since=at)
 
     return body
 
@@ -251,6 +274,7 @@ class LoadResult:
     clients: int
     seconds: float
     phases: dict[str, Stats]
+    paced_rate: float
 
     @property
     def errors(self) -> list[str]:
@@ -276,8 +300,15 @@ class LoadResult:
                 base.percentile("GET /healthz", 0.5) * 1000,
             ),
             Figure(
-                "session GET p99",
+                "session GET p99, clients never pausing",
                 hot.percentile("GET session", 0.99) * 1000,
+                "ms",
+                "GET /healthz p99",
+                base.percentile("GET /healthz", 0.99) * 1000,
+            ),
+            Figure(
+                f"session GET p99, paced at {self.paced_rate:.0f} req/s",
+                self.phases["session GET, paced"].percentile("GET session", 0.99) * 1000,
                 "ms",
                 "GET /healthz p99",
                 base.percentile("GET /healthz", 0.99) * 1000,
@@ -303,14 +334,20 @@ class LoadResult:
         return figures
 
 
-def run_load(plane: Plane, *, clients: int, seconds: float, live_sessions: int = 10) -> LoadResult:
+def run_load(
+    plane: Plane, *, clients: int, seconds: float, live_sessions: int = 10, paced_rate: float | None = None
+) -> LoadResult:
+    """`paced_rate`: what the paced phase offers, in requests/s; None: 70% of the top rate just measured."""
     ids, file_uri = prepare(plane, live_sessions)
     phases = {
         "baseline": _on_own_loop(lambda: _run_clients(plane, clients, seconds, healthz)),
         "session GET": _on_own_loop(lambda: _run_clients(plane, clients, seconds, session_get(ids))),
-        "lifecycle": _on_own_loop(lambda: _run_clients(plane, clients, seconds, lifecycle(file_uri))),
     }
-    return LoadResult(clients, seconds, phases)
+    rate = paced_rate or max(1.0, 0.7 * phases["session GET"].rate("GET session"))
+    paced = paced_session_get(ids, clients, rate)
+    phases["session GET, paced"] = _on_own_loop(lambda: _run_clients(plane, clients, seconds, paced))
+    phases["lifecycle"] = _on_own_loop(lambda: _run_clients(plane, clients, seconds, lifecycle(file_uri)))
+    return LoadResult(clients, seconds, phases, rate)
 
 
 def _on_own_loop(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -325,10 +362,13 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--api-workers", type=int, default=None, help="SPARKPLANE_API_WORKERS for the api role")
+    parser.add_argument(
+        "--paced-rate", type=float, default=None, help="req/s the paced phase offers (default: 70%% of the top rate)"
+    )
     args = parser.parse_args(argv)
     extra = {"SPARKPLANE_API_WORKERS": str(args.api_workers)} if args.api_workers else {}
     with tempfile.TemporaryDirectory() as tmp, production_plane(Path(tmp), extra_env=extra) as plane:
-        result = run_load(plane, clients=args.clients, seconds=args.seconds)
+        result = run_load(plane, clients=args.clients, seconds=args.seconds, paced_rate=args.paced_rate)
     for name, stats in result.phases.items():
         print(f"{name}: {json.dumps(stats.summary())}")
     for error in result.errors[:20]:

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     api_workers: int = Field(
         default=1, ge=1, le=64, description="Processes of the api role that share its port (one per core is a start)"
     )
+    token_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="An api process trusts an API token it checked this recently without asking the database; "
+        "a revoke made in another process takes this long to bite (0: check every request)",
+    )
     public_url: str | None = Field(default=None, description="URL users reach the API at, for links")
     log_level: str = Field(default="INFO", description="Python log level of every role")
     log_format: Literal["json", "console"] = Field(default="json", description="json for machines")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from sparkplane.services import security, users
+from sparkplane.services.context import Context
 from tests.integration.conftest import ADMIN, ALICE, basic
 
 
@@ -73,3 +75,26 @@ def test_users_change_their_own_password_but_not_their_role(api: TestClient) -> 
     me = api.get("/api/v1/users/me", headers=ALICE).json()
     assert api.patch(f"/api/v1/users/{me['id']}", headers=ALICE, json={"role": "admin"}).status_code == 403
     assert api.patch(f"/api/v1/users/{me['id']}", headers=ALICE, json={"password": "alice-new-pass"}).status_code == 200
+
+
+def test_a_token_checked_moments_ago_is_dropped_at_once_on_revoke_disable_or_role_change(
+    api: TestClient, ctx: Context
+) -> None:
+    secret = api.post("/api/v1/tokens", headers=ALICE, json={"name": "poller"}).json()["token"]
+    alice = api.get("/api/v1/users/me", headers=bearer(secret)).json()
+    assert users.recent_token(ctx, secret) is not None  # the next request needs no database
+
+    api.patch(f"/api/v1/users/{alice['id']}", headers=ADMIN, json={"role": "admin"})
+    assert users.recent_token(ctx, secret) is None
+    assert api.get("/api/v1/users/me", headers=bearer(secret)).json()["role"] == "admin"
+
+    api.patch(f"/api/v1/users/{alice['id']}", headers=ADMIN, json={"is_active": False})
+    response = api.get("/api/v1/users/me", headers=bearer(secret))
+    assert response.status_code == 401 and "disabled" in response.json()["detail"]
+
+
+def test_with_no_token_cache_every_request_asks_the_database(api: TestClient, ctx: Context) -> None:
+    ctx.tokens = security.RecentTokens(ttl_seconds=0)
+    secret = api.post("/api/v1/tokens", headers=ALICE, json={"name": "uncached"}).json()["token"]
+    assert api.get("/api/v1/users/me", headers=bearer(secret)).status_code == 200
+    assert users.recent_token(ctx, secret) is None

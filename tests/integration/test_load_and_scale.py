@@ -27,6 +27,7 @@ def test_twenty_clients_create_poll_and_delete_with_no_error(tmp_path: Path) -> 
     assert result.errors == [], result.errors[:10]
     assert result.phases["baseline"].count("GET /healthz") > 0
     assert result.phases["session GET"].count("GET session") > 0
+    assert result.phases["session GET, paced"].count("GET session") > 0
     mixed = result.phases["lifecycle"]
     created, deleted = mixed.count("create session"), mixed.count("delete session")
     assert created > 0 and deleted == created  # each client's round ends before the phase does

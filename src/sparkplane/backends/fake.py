@@ -25,6 +25,11 @@ from sparkplane.domain.specs import BatchSpec, SessionSpec
 from sparkplane.domain.states import Observed, StatementState
 
 
+def fake_connect_url(key: str) -> str:
+    # Not a secret worth the name: a fake agent serves no Spark Connect, so nothing checks this token.
+    return f"sc://localhost:15002/;token=fake-{key}"
+
+
 @dataclass
 class FakeRun:
     key: str
@@ -162,14 +167,13 @@ class FakeSessionBackend:
                 return None
             if self.auto_advance and agent.state == Observed.STARTING:
                 agent.state = Observed.IDLE
-            connect = (
-                f"sc://localhost:15002/;token=fake-{agent.key}"
-                if agent.state in (Observed.IDLE, Observed.BUSY)
-                else None
-            )
+            connect = fake_connect_url(agent.key) if agent.state in (Observed.IDLE, Observed.BUSY) else None
             return Observation(
                 agent.state, agent.state.value.lower(), spark_app_id=f"fake-{agent.key[:8]}", connect_url=connect
             )
+
+    def connect_url(self, session: Handle) -> str | None:
+        return fake_connect_url(session.external_id)
 
     def set_state(self, key: str, state: Observed) -> None:
         with self._lock:

@@ -28,6 +28,7 @@ from sparkplane.backends.base import (
     StatementObservation,
     TransientBackendError,
 )
+from sparkplane.backends.fake import fake_connect_url
 from sparkplane.domain.specs import BatchSpec, SessionSpec
 from sparkplane.domain.states import Observed, StatementState
 
@@ -171,11 +172,13 @@ class SharedFakeSessionBackend:
             state = Observed.CANCELLED
         else:
             state = Observed.STARTING if time.time() - started < QUEUED_SECONDS else Observed.IDLE
-        # Not a secret worth the name: a fake agent serves no Spark Connect, so nothing checks this token.
-        connect = f"sc://localhost:15002/;token=fake-{handle.external_id}" if state is Observed.IDLE else None
+        connect = self.connect_url(handle) if state is Observed.IDLE else None
         return Observation(
             state, state.value.lower(), spark_app_id=f"fake-{handle.external_id[:8]}", connect_url=connect
         )
+
+    def connect_url(self, session: Handle) -> str | None:
+        return fake_connect_url(session.external_id)
 
     def _statement_file(self, session: Handle, statement_id: int) -> Path:
         if self._runs.stopped_at(session.external_id) is not None or not self._runs.exists(session.external_id):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -53,15 +55,45 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; take the write lock at the start instead, so two
         # processes never both read a row and then fail to upgrade to a write (SQLITE_BUSY without retry).
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _begin_immediate)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     # Kept open: as many as the API's request threads (API_THREADS), so a busy API never opens a connection
     # per request. Overflow connections are closed when returned, and each new one forks a PostgreSQL backend:
     # under load that costs more than the query it serves.
     kwargs.setdefault("pool_size", API_THREADS)
     kwargs.setdefault("max_overflow", 10)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection unused this long is tested before it is handed out. Why not pool_pre_ping: it tests every
+# checkout, and that round trip (about 1.9 ms measured) cost more than the session read it guarded. A connection
+# returned within the last second was working a second ago; one that breaks in between (a database restart)
+# fails its query, is invalidated by SQLAlchemy, and that one request answers 503.
+IDLE_PING_SECONDS = 1.0
+_RETURNED_AT = "sparkplane_returned_at"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get(_RETURNED_AT)
+        if returned is None or time.monotonic() - returned < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)  # the dialect's own ping leaves no transaction open
+        except Exception as exc:  # any failure means this connection is unusable: the pool opens another
+            raise DisconnectionError(f"a pooled connection failed its liveness check: {exc}") from exc
+
+
+def _begin_immediate(conn: Connection) -> None:
+    if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

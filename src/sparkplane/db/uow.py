@@ -40,11 +40,20 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._autocommit = sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
 
     @contextmanager
     def uow(self) -> Iterator[UnitOfWork]:
         """Commit on success, roll back on any exception."""
         with self._sessions() as db, db.begin():
+            yield UnitOfWork(db)
+
+    @contextmanager
+    def autocommit(self) -> Iterator[UnitOfWork]:
+        """No transaction: each statement commits on its own. For the hot reads of the API (a token, a session),
+        which then cost one round trip per query instead of BEGIN, the queries and COMMIT (and on SQLite take
+        no write lock). Only for reads and single-statement stamps: nothing here may need a rollback."""
+        with self._autocommit() as db:
             yield UnitOfWork(db)
 
     @contextmanager

@@ -171,10 +171,12 @@ def spec_of_request(ctx: Context, batch_id: int) -> BatchSpec:
 
 def _owned(ctx: Context, principal: Principal | None, ref: str | int) -> tuple[Batch, str]:
     """The batch, as `principal` may see it; None is sparkplane itself, which sees every batch."""
-    with ctx.db.uow() as uow:
+    with ctx.db.autocommit() as uow:  # reads only
         batch = uow.batches.find(str(ref), principal.owner_filter if principal is not None else None)
         if batch is None:
             raise NotFound(f"Batch '{ref}' not found.")
+        if principal is not None and batch.owner_id == principal.user_id:
+            return batch, principal.username
         owner = uow.users.get(batch.owner_id)
         return batch, owner.username if owner else "?"
 

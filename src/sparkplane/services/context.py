@@ -15,6 +15,7 @@ from sparkplane.db.uow import Database
 from sparkplane.domain.clock import Clock, SystemClock
 from sparkplane.domain.errors import InvalidInput, Unsupported
 from sparkplane.services.encryption import Cipher, cipher_for
+from sparkplane.services.security import RecentTokens
 from sparkplane.settings import Settings
 from sparkplane.storage.blob import BlobStore, open_blob_store
 
@@ -100,6 +101,7 @@ class Context:
     cipher: Cipher  # users' credentials, at rest
     dispatcher: Dispatcher = field(default_factory=NullDispatcher)
     clock: Clock = field(default_factory=SystemClock)
+    tokens: RecentTokens = field(default_factory=RecentTokens)
 
     def close(self) -> None:
         self.backends.close()
@@ -195,4 +197,5 @@ def build_context(
         cipher=cipher_for(settings),
         dispatcher=dispatcher or NullDispatcher(),
         clock=clock or SystemClock(),
+        tokens=RecentTokens(settings.token_cache_seconds),
     )

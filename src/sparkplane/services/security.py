@@ -1,4 +1,4 @@
-"""Passwords (argon2) and API tokens (random, stored as sha256), with a short cache for Basic auth.
+"""Passwords (argon2) and API tokens (random, stored as sha256), with short caches for both.
 
 argon2 is slow on purpose (~tens of ms). Livy clients send HTTP Basic on every request, so a verified
 (username, password) pair is remembered for a minute, keyed by a keyed hash that never leaves the process.
@@ -14,6 +14,8 @@ import time
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from sparkplane.services.principal import Principal
 
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "spk_"
@@ -64,3 +66,47 @@ class VerifiedCredentials:
             if len(self._entries) >= self._max:
                 self._entries.clear()
             self._entries[self._digest(username, password)] = (user_id, password_hash, time.monotonic() + self._ttl)
+
+
+class RecentTokens:
+    """API tokens checked in the last few seconds, by their sha256, so a client polling its session costs no
+    token query per request. The price: in another process (a second api worker, the CLI), a revoke or a
+    disabled user takes up to `ttl_seconds` to bite; in this process it bites at once (`forget*`)."""
+
+    def __init__(self, ttl_seconds: float = 5.0, max_entries: int = 10_000) -> None:
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+        self._forgets = 0  # a put reading the database before a forget must not undo it
+
+    def generation(self) -> int:
+        """Take this before reading the token from the database; give it back to `put`."""
+        return self._forgets
+
+    def get(self, token_sha256: str) -> Principal | None:
+        entry = self._entries.get(token_sha256)  # a dict read is atomic; the lock guards writers only
+        if entry is None or entry[1] <= time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, token_sha256: str, principal: Principal, generation: int) -> None:
+        if self._ttl <= 0:
+            return
+        with self._lock:
+            if generation != self._forgets:  # a revoke or a user change happened meanwhile: the read may be old
+                return
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[token_sha256] = (principal, time.monotonic() + self._ttl)
+
+    def forget(self, token_sha256: str) -> None:
+        with self._lock:
+            self._entries.pop(token_sha256, None)
+            self._forgets += 1
+
+    def forget_user(self, user_id: int) -> None:
+        with self._lock:
+            for key in [k for k, (p, _) in self._entries.items() if p.user_id == user_id]:
+                del self._entries[key]
+            self._forgets += 1

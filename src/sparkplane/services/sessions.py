@@ -200,7 +200,7 @@ def _owner_name(uow: UnitOfWork, row: Session, principal: Principal) -> str:
 
 def get(ctx: Context, principal: Principal, ref: str | int, *, heartbeat: bool = False) -> SessionView:
     """One session; `heartbeat` records contact (Livy: every /sessions/{id}/… call is a heartbeat)."""
-    with ctx.db.uow() as uow:
+    with ctx.db.autocommit() as uow:  # a read and at most one stamp
         row = owned(uow, principal, ref)
         if heartbeat and row.heartbeat_timeout_s and row.state not in SESSION_TERMINAL:
             uow.sessions.touch_heartbeat(row.id, ctx.clock.now())
@@ -285,7 +285,7 @@ def read_log(ctx: Context, row: Session) -> str:
 def get_with_connect_url(ctx: Context, principal: Principal, ref: str | int) -> tuple[SessionView, str | None]:
     """One session (a heartbeat) and its Spark Connect URL, read in one transaction: the hot GET of clients
     polling their session."""
-    with ctx.db.uow() as uow:
+    with ctx.db.autocommit() as uow:  # a read and at most one stamp
         row = owned(uow, principal, ref)
         if row.heartbeat_timeout_s and row.state not in SESSION_TERMINAL:
             uow.sessions.touch_heartbeat(row.id, ctx.clock.now())
@@ -305,10 +305,9 @@ def _connect_url(
     ):
         return None
     try:
-        observation = ctx.backends.session(backend).observe(Handle.from_json(handle))
+        return ctx.backends.session(backend).connect_url(Handle.from_json(handle))
     except BackendError:
         return None
-    return observation.connect_url if observation else None
 
 
 def events(ctx: Context, principal: Principal, ref: str | int) -> list[dict[str, Any]]:

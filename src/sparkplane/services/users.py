@@ -143,7 +143,9 @@ def update_user(
             user.is_active = is_active
         if password is not None:
             user.password_hash = security.hash_password(password)
-        return _user_info(user)
+        info = _user_info(user)
+    ctx.tokens.forget_user(user_id)
+    return info
 
 
 def authenticate_basic(ctx: Context, username: str, password: str) -> Principal:
@@ -160,9 +162,15 @@ def authenticate_basic(ctx: Context, username: str, password: str) -> Principal:
         return _principal(user)
 
 
+def recent_token(ctx: Context, token: str) -> Principal | None:
+    """The token's principal if this process checked it within the last few seconds: no database needed."""
+    return ctx.tokens.get(security.token_hash(token))
+
+
 def authenticate_token(ctx: Context, token: str) -> Principal:
-    with ctx.db.uow() as uow:
-        found = uow.tokens.with_user_by_hash(security.token_hash(token))
+    digest, generation = security.token_hash(token), ctx.tokens.generation()
+    with ctx.db.autocommit() as uow:
+        found = uow.tokens.with_user_by_hash(digest)
         if found is None or found[0].revoked_at is not None:
             raise Unauthenticated("the API token is unknown or revoked; create one with `sparkplane tokens create`")
         row, user = found
@@ -172,7 +180,9 @@ def authenticate_token(ctx: Context, token: str) -> Principal:
         # Only write last_used_at once a minute: a write per request would serialise every reader on SQLite.
         if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
             uow.tokens.touch(row.id, now)
-        return _principal(user)
+        principal = _principal(user)
+    ctx.tokens.put(digest, principal, generation)
+    return principal
 
 
 def create_token(ctx: Context, principal: Principal, name: str) -> NewToken:
@@ -207,7 +217,9 @@ def revoke_token(ctx: Context, principal: Principal, token_id: int) -> TokenInfo
             raise NotFound(f"token {token_id} not found")
         if row.revoked_at is None:
             row.revoked_at = ctx.clock.now()
-        return _token_info(row)
+        info, digest = _token_info(row), row.token_hash
+    ctx.tokens.forget(digest)
+    return info
 
 
 @functools.cache

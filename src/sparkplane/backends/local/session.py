@@ -202,6 +202,11 @@ class LocalSessionBackend:
             connect_url=address.connect_url,
         )
 
+    def connect_url(self, session: Handle) -> str | None:
+        run_dir = self._run_dir(session)
+        address = self._client.address(run_dir) if run_dir is not None else None
+        return address.connect_url if address else None
+
     # -- statements ----------------------------------------------------------------------------------------
 
     def submit_statement(
