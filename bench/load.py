@@ -1,6 +1,6 @@
 """Load: many concurrent API clients against `sparkplane api` on PostgreSQL + RabbitMQ, fake backend.
 
-    scripts/bench load [--clients 200] [--seconds 60] [--api-workers 2]
+    scripts/bench load [--clients 200] [--seconds 60] [--api-workers N] [--paced-rate R]
 
 Every role (api, worker, both watchers) runs as its own process on a fresh database and vhost. Four phases,
 each with every client at once, one after the other:
@@ -22,6 +22,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
+import os
 import tempfile
 import time
 from collections import defaultdict
@@ -361,12 +362,14 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--api-workers", type=int, default=None, help="SPARKPLANE_API_WORKERS for the api role")
+    parser.add_argument(
+        "--api-workers", type=int, default=os.cpu_count() or 1, help="SPARKPLANE_API_WORKERS (default: one per core)"
+    )
     parser.add_argument(
         "--paced-rate", type=float, default=None, help="req/s the paced phase offers (default: 70%% of the top rate)"
     )
     args = parser.parse_args(argv)
-    extra = {"SPARKPLANE_API_WORKERS": str(args.api_workers)} if args.api_workers else {}
+    extra = {"SPARKPLANE_API_WORKERS": str(args.api_workers)}
     with tempfile.TemporaryDirectory() as tmp, production_plane(Path(tmp), extra_env=extra) as plane:
         result = run_load(plane, clients=args.clients, seconds=args.seconds, paced_rate=args.paced_rate)
     for name, stats in result.phases.items():
@@ -375,7 +378,8 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         print(f"error: {error}")
     figures = result.figures()
     report(
-        f"Load: {args.clients} clients, {args.seconds:.0f} s per phase, PostgreSQL + RabbitMQ, fake backend",
+        f"Load: {args.clients} clients, {args.seconds:.0f} s per phase, {args.api_workers} api processes on "
+        f"{os.cpu_count()} cores, PostgreSQL + RabbitMQ, fake backend",
         figures,
         "load",
     )

@@ -40,9 +40,10 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value
 
 
-# Requests the API serves at once in its thread pool (FastAPI runs sync routes and dependencies there); each
-# holds at most one pooled connection at a time.
+# Requests the API serves at once in its thread pool (FastAPI runs sync routes and dependencies there), and in
+# the lane of quick reads (api/deps.QuickReads); each holds at most one pooled connection at a time.
 API_THREADS = 20
+QUICK_READ_THREADS = 4
 
 
 class Base(DeclarativeBase):
@@ -57,10 +58,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # processes never both read a row and then fail to upgrade to a write (SQLITE_BUSY without retry).
         event.listen(engine, "begin", _begin_immediate)
         return engine
-    # Kept open: as many as the API's request threads (API_THREADS), so a busy API never opens a connection
-    # per request. Overflow connections are closed when returned, and each new one forks a PostgreSQL backend:
-    # under load that costs more than the query it serves.
-    kwargs.setdefault("pool_size", API_THREADS)
+    # Kept open: as many as the API's request threads, so a busy API never opens a connection per request.
+    # Overflow connections are closed when returned, and each new one forks a PostgreSQL backend: under load
+    # that costs more than the query it serves.
+    kwargs.setdefault("pool_size", API_THREADS + QUICK_READ_THREADS)
     kwargs.setdefault("max_overflow", 10)
     engine = create_engine(url, **kwargs)
     _ping_when_idle(engine)

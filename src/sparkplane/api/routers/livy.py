@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 
 from sparkplane import __version__
-from sparkplane.api.deps import CtxDep, PrincipalDep
+from sparkplane.api.deps import CtxDep, PrincipalDep, QuickDep
 from sparkplane.api.errors import LIVY_ERRORS
 from sparkplane.api.schemas import (
     BatchSubmit,
@@ -83,8 +83,8 @@ def get_batch(batch_id: str, ctx: CtxDep, principal: PrincipalDep) -> LivyBatch:
 
 
 @router.get("/batches/{batch_id}/state", response_model=LivyState)
-def batch_state(batch_id: str, ctx: CtxDep, principal: PrincipalDep) -> LivyState:
-    view = batches.get(ctx, principal, batch_id)
+async def batch_state(batch_id: str, ctx: CtxDep, principal: PrincipalDep, quick: QuickDep) -> LivyState:
+    view = await quick(batches.get, ctx, principal, batch_id)
     return LivyState(id=view.id, state=view.state.value)
 
 

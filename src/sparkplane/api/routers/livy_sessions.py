@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
-from sparkplane.api.deps import CtxDep, PrincipalDep
+from sparkplane.api.deps import CtxDep, PrincipalDep, QuickDep
 from sparkplane.api.errors import LIVY_ERRORS
 from sparkplane.api.routers.livy import EMBEDDED_LOG_LINES
 from sparkplane.api.schemas import LivyLog, LivyMessage, LivyState
@@ -63,8 +63,8 @@ def get(session_id: str, ctx: CtxDep, principal: PrincipalDep) -> LivySession:
 
 
 @router.get("/{session_id}/state", response_model=LivyState)
-def state(session_id: str, ctx: CtxDep, principal: PrincipalDep) -> LivyState:
-    view = sessions.get(ctx, principal, session_id, heartbeat=True)
+async def state(session_id: str, ctx: CtxDep, principal: PrincipalDep, quick: QuickDep) -> LivyState:
+    view = await quick(sessions.get, ctx, principal, session_id, heartbeat=True)
     return LivyState(id=view.id, state=view.state.value)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
-from sparkplane.api.deps import CtxDep, PrincipalDep
+from sparkplane.api.deps import CtxDep, PrincipalDep, QuickDep
 from sparkplane.api.errors import NATIVE_ERRORS
 from sparkplane.api.schemas import Batch, BatchPage, BatchSubmit, Event, LogLines
 from sparkplane.services import batches
@@ -32,8 +32,8 @@ def list_batches(
 
 
 @router.get("/{batch_id}", response_model=Batch)
-def get(batch_id: int, ctx: CtxDep, principal: PrincipalDep) -> Batch:
-    return Batch.of(batches.get(ctx, principal, batch_id))
+async def get(batch_id: int, ctx: CtxDep, principal: PrincipalDep, quick: QuickDep) -> Batch:
+    return Batch.of(await quick(batches.get, ctx, principal, batch_id))
 
 
 @router.get("/{batch_id}/log", response_model=LogLines)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
-from sparkplane.api.deps import CtxDep, PrincipalDep
+from sparkplane.api.deps import CtxDep, PrincipalDep, QuickDep
 from sparkplane.api.errors import NATIVE_ERRORS
 from sparkplane.api.schemas import Event, LogLines
 from sparkplane.api.session_schemas import (
@@ -42,8 +42,8 @@ def list_sessions(
 
 
 @router.get("/{session_id}", response_model=NativeSession)
-def get(session_id: int, ctx: CtxDep, principal: PrincipalDep) -> NativeSession:
-    view, connect_url = sessions.get_with_connect_url(ctx, principal, session_id)
+async def get(session_id: int, ctx: CtxDep, principal: PrincipalDep, quick: QuickDep) -> NativeSession:
+    view, connect_url = await quick(sessions.get_with_connect_url, ctx, principal, session_id)
     return NativeSession.of(view, connect_url)
 
 

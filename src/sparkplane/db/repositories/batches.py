@@ -9,10 +9,12 @@ from sqlalchemy.orm import Session
 
 from sparkplane.db.models import LIVE_BATCH_STATES, Batch, StateEvent
 from sparkplane.db.repositories import _ids, _rows, tracking
+from sparkplane.db.repositories._lookup import ById
 from sparkplane.db.repositories.transitions import record_creation, transition
 from sparkplane.domain.states import BATCH_TERMINAL, BATCH_TRANSITIONS, BatchState
 
 ACTIVE_BATCH = LIVE_BATCH_STATES
+_BY_ID = ById(Batch, Batch.id, Batch.owner_id)
 
 
 class BatchRepository:
@@ -39,9 +41,9 @@ class BatchRepository:
 
     def find(self, ref: str, owner_id: int | None) -> Batch | None:
         """By id, or by name (Livy lets a non-numeric path segment name the batch); newest first."""
-        query = self.visible(owner_id)
         if (batch_id := _ids.id_in_ref(ref)) is not None:
-            return self.db.scalar(query.where(Batch.id == batch_id))
+            return _BY_ID(self.db, batch_id, owner_id)
+        query = self.visible(owner_id)
         return self.db.scalar(query.where(Batch.name == ref).order_by(Batch.id.desc()).limit(1))
 
     def page(

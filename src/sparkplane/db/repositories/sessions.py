@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from sparkplane.db.models import LIVE_SESSION_STATES, Session, StateEvent, Statement
 from sparkplane.db.repositories import _ids, _rows, tracking
+from sparkplane.db.repositories._lookup import ById
 from sparkplane.db.repositories.transitions import record_creation, transition
 from sparkplane.domain.states import (
     SESSION_TERMINAL,
@@ -21,6 +22,7 @@ from sparkplane.domain.states import (
 
 ACTIVE_SESSION = LIVE_SESSION_STATES
 ACTIVE_STATEMENT = [str(s) for s in StatementState if s not in STATEMENT_TERMINAL]
+_BY_ID = ById(Session, Session.id, Session.owner_id)
 
 
 class SessionRepository:
@@ -47,9 +49,9 @@ class SessionRepository:
 
     def find(self, ref: str, owner_id: int | None) -> Session | None:
         """By id, or by name (Livy, LIVY-41): a non-numeric path segment names the session; newest first."""
-        query = self.visible(owner_id)
         if (session_id := _ids.id_in_ref(ref)) is not None:
-            return self.db.scalar(query.where(Session.id == session_id))
+            return _BY_ID(self.db, session_id, owner_id)
+        query = self.visible(owner_id)
         return self.db.scalar(query.where(Session.name == ref).order_by(Session.id.desc()).limit(1))
 
     def active_named(self, owner_id: int, name: str) -> Session | None:
