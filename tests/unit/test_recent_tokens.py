@@ -1,9 +1,12 @@
-"""The per-process cache of API tokens checked moments ago."""
+"""The per-process cache of API tokens checked moments ago, and the single database check per token."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+from sparkplane.api.deps import TokenChecks
+from sparkplane.domain.errors import Unauthenticated
 from sparkplane.services.principal import Principal
 from sparkplane.services.security import RecentTokens
 
@@ -43,3 +46,40 @@ def test_a_full_cache_starts_over_instead_of_growing() -> None:
     for key in ("a", "b", "c"):
         tokens.put(key, ALICE, tokens.generation())
     assert tokens.get("c") == ALICE and tokens.get("a") is None
+
+
+def test_requests_waiting_on_one_token_share_one_check() -> None:
+    calls = 0
+
+    async def authenticate() -> Principal:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)  # the database check, while the other requests arrive
+        return ALICE
+
+    async def main() -> list[Principal]:
+        checks = TokenChecks()
+        return await asyncio.gather(*(checks.check("spk_a", authenticate) for _ in range(20)))
+
+    assert asyncio.run(main()) == [ALICE] * 20
+    assert calls == 1
+
+
+def test_a_refused_token_is_refused_to_every_waiter_and_checked_again_next_time() -> None:
+    calls = 0
+
+    async def refuse() -> Principal:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        raise Unauthenticated("the API token is unknown or revoked")
+
+    async def main() -> list[BaseException | Principal]:
+        checks = TokenChecks()
+        first = await asyncio.gather(*(checks.check("spk_b", refuse) for _ in range(5)), return_exceptions=True)
+        second = await asyncio.gather(checks.check("spk_b", refuse), return_exceptions=True)
+        return [*first, *second]
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, Unauthenticated) for r in results) and len(results) == 6
+    assert calls == 2
