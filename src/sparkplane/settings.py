@@ -213,6 +213,13 @@ class Settings(BaseSettings):
         le=5,
         description="A new statement's POST waits this long for it to finish, so quick ones answer with output",
     )
+    statement_read_wait_seconds: float = Field(
+        default=0.1,
+        ge=0,
+        le=5,
+        description="A read of an unfinished statement waits this long for it to end (a long poll): clients "
+        "that poll in a loop see the end at once, and steal no CPU from Spark meanwhile",
+    )
     agent_orphan_after_seconds: float = Field(
         default=600.0, description="An agent that hears nothing from the control plane this long stops itself"
     )

@@ -122,6 +122,17 @@ def test_unknown_statements_and_routes_are_404(api: AgentAPI) -> None:
     assert api.dispatch("DELETE", "/statements/1", {})[0] == 404
 
 
+def test_a_read_of_an_unfinished_statement_may_wait_for_its_end(api: AgentAPI) -> None:
+    api.dispatch("POST", "/statements", {"id": 1, "code": "1"})  # never runs here: it stays waiting
+    started = time.monotonic()
+    status, reply = api.dispatch("GET", "/statements/1?wait=0.2", {})
+    assert (status, reply["state"]) == (200, "waiting")
+    assert time.monotonic() - started >= 0.2  # held for its whole wait, since nothing ended it
+    for bad in ("soon", "-1", "60"):
+        status, reply = api.dispatch("GET", f"/statements/1?wait={bad}", {})
+        assert status == 400 and "'wait'" in reply["msg"]
+
+
 def test_cancel_of_a_waiting_statement(api: AgentAPI) -> None:
     api.dispatch("POST", "/statements", {"id": 0, "code": "1"})
     assert api.dispatch("POST", "/statements/0/cancel", {}) == (200, {"msg": "canceled"})

@@ -3,7 +3,7 @@
 `AgentAPI.dispatch` is the routing, free of HTTP so it is tested directly; `serve` wraps it in a
 ThreadingHTTPServer. Every authorised request is contact from the control plane (the orphan timer's input).
 Routes: GET /health, POST /claim, POST /statements (`wait`: seconds to hold the answer for a quick
-statement to finish), GET /statements[/ID], POST /statements/ID/cancel,
+statement to finish), GET /statements[/ID] (`?wait=` as for the POST: a long poll), POST /statements/ID/cancel,
 POST /completion, POST /shutdown.
 """
 
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from sparkplane.agent.completion import complete
 from sparkplane.agent.statements import StatementQueue
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 _MAX_BODY = 16 * 1024 * 1024  # a statement is code, not data; anything bigger is a mistake
 _STATEMENT = re.compile(r"^/statements/(-?\d+)$")
 _CANCEL = re.compile(r"^/statements/(-?\d+)/cancel$")
-MAX_SUBMIT_WAIT = 5.0  # POST /statements may hold its answer this long for the statement to finish
+MAX_SUBMIT_WAIT = 5.0  # POST /statements and GET /statements/N may hold their answer this long for the end
 Reply = tuple[int, dict[str, Any]]
 
 
@@ -79,18 +80,22 @@ class AgentAPI:
         if method == "GET" and path.startswith("/statements") and self.queue.exit_requested:
             self.result_read.set()
         try:
-            return self._route(method, path.split("?", 1)[0].rstrip("/") or "/", body)
+            route, _, query = path.partition("?")
+            return self._route(method, route.rstrip("/") or "/", body, query)
         except ApiError as exc:
             return exc.status, {"msg": str(exc)}
 
-    def _route(self, method: str, path: str, body: Any) -> Reply:
+    def _route(self, method: str, path: str, body: Any, query: str = "") -> Reply:
         if method == "GET":
             if path == "/health":
                 return 200, self.health()
             if path == "/statements":
                 return 200, {"statements": self.queue.all()}
             if match := _STATEMENT.match(path):
-                found = self.queue.get(int(match.group(1)))
+                statement_id = int(match.group(1))
+                if wait := _wait(parse_qs(query).get("wait", ["0"])[-1]):
+                    self.queue.wait(statement_id, wait)  # a long poll: answers the moment the statement ends
+                found = self.queue.get(statement_id)
                 if found is None:
                     raise ApiError(404, "Statement not found")
                 return 200, found
@@ -130,9 +135,7 @@ class AgentAPI:
         if not isinstance(code, str):
             raise ApiError(400, "'code' must be a string")
         kind = _kind(body.get("kind") or "pyspark")
-        wait = body.get("wait", 0)
-        if not isinstance(wait, int | float) or isinstance(wait, bool) or not 0 <= wait <= MAX_SUBMIT_WAIT:
-            raise ApiError(400, f"'wait' must be a number of seconds from 0 to {MAX_SUBMIT_WAIT}")
+        wait = _wait(body.get("wait", 0))
         try:
             view, created = self.queue.submit(statement_id, code, kind)
         except RuntimeError as exc:
@@ -178,6 +181,18 @@ def _object(body: Any) -> Mapping[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")
     return body
+
+
+def _wait(value: Any) -> float:
+    """Seconds a request may hold its answer for its statement to end: a number, or a query's string of one."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= MAX_SUBMIT_WAIT:
+        raise ApiError(400, f"'wait' must be a number of seconds from 0 to {MAX_SUBMIT_WAIT}")
+    return float(value)
 
 
 def _kind(value: Any) -> str:

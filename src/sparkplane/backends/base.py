@@ -130,8 +130,11 @@ class SessionBackend(ComputeBackend, Protocol):
         statement as then seen is returned (None: nothing seen yet, poll with observe_statement)."""
         ...
 
-    def observe_statement(self, session: Handle, statement_id: int) -> StatementObservation | None:
-        """The statement now; None when the agent has no such statement."""
+    def observe_statement(
+        self, session: Handle, statement_id: int, *, wait: float = 0.0
+    ) -> StatementObservation | None:
+        """The statement now; None when the agent has no such statement. With `wait`, the agent may hold its
+        answer that many seconds for an unfinished statement to end (a long poll)."""
         ...
 
     def connect_url(self, session: Handle) -> str | None:

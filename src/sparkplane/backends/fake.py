@@ -187,7 +187,9 @@ class FakeSessionBackend:
             agent.statements.setdefault(statement_id, FakeStatement(statement_id, code, kind))
         return None  # statements move only when observed, so tests see every state
 
-    def observe_statement(self, session: Handle, statement_id: int) -> StatementObservation | None:
+    def observe_statement(
+        self, session: Handle, statement_id: int, *, wait: float = 0.0
+    ) -> StatementObservation | None:
         with self._lock:
             agent = self._agent(session)
             statement = agent.statements.get(statement_id)

@@ -192,7 +192,9 @@ class SharedFakeSessionBackend:
         _write_once(path, json.dumps({"code": code, "kind": kind, "at": time.time()}))
         return None  # seen at the next read, as a real agent's quick answer would not be relied on
 
-    def observe_statement(self, session: Handle, statement_id: int) -> StatementObservation | None:
+    def observe_statement(
+        self, session: Handle, statement_id: int, *, wait: float = 0.0
+    ) -> StatementObservation | None:
         path = self._statement_file(session, statement_id)
         try:
             statement = json.loads(path.read_text())

@@ -157,10 +157,13 @@ def _deliver(
         return _view(statement)
 
 
-def refresh(ctx: Context, session_id: int, backend: str, handle: Handle, number: int) -> StatementView | None:
-    """Read an unfinished, submitted statement from the agent and store what changed; None if unreadable."""
+def refresh(
+    ctx: Context, session_id: int, backend: str, handle: Handle, number: int, *, wait: float = 0.0
+) -> StatementView | None:
+    """Read an unfinished, submitted statement from the agent and store what changed; None if unreadable.
+    `wait`: how long the agent may hold its answer for the statement to end (see statement_read_wait_seconds)."""
     try:
-        observed = ctx.backends.session(backend).observe_statement(handle, number)
+        observed = ctx.backends.session(backend).observe_statement(handle, number, wait=wait)
     except TransientBackendError:
         return None
     if observed is None:
@@ -206,7 +209,8 @@ def get(ctx: Context, principal: Principal, ref: str | int, number: int) -> Stat
         result = _view(row)
     if not (live and handle is not None):
         return result
-    return refresh(ctx, session_id, backend, Handle.from_json(handle), number) or result
+    wait = ctx.settings.statement_read_wait_seconds
+    return refresh(ctx, session_id, backend, Handle.from_json(handle), number, wait=wait) or result
 
 
 def page(

@@ -221,8 +221,11 @@ class LocalSessionBackend:
             return None
         return _statement_of(data)
 
-    def observe_statement(self, session: Handle, statement_id: int) -> StatementObservation | None:
-        response = self._client.call(self._live_dir(session), "GET", f"/statements/{statement_id}")
+    def observe_statement(
+        self, session: Handle, statement_id: int, *, wait: float = 0.0
+    ) -> StatementObservation | None:
+        path = f"/statements/{statement_id}" + (f"?wait={wait}" if wait else "")
+        response = self._client.call(self._live_dir(session), "GET", path, timeout=READ_SECONDS + wait)
         if response.status_code == 404:
             return None
         if response.status_code != 200:
