@@ -134,7 +134,8 @@ def test_cli_submit_wait_follows_the_log_and_exits_zero(up: Up) -> None:
 
 
 def test_metrics_count_batches_and_launches_across_roles(up: Up) -> None:
-    text = httpx.get(f"{up.url}/metrics").text
+    assert httpx.get(f"{up.url}/metrics").status_code == 401  # a scraper needs credentials, as everyone does
+    text = httpx.get(f"{up.url}/metrics", auth=("admin", PASSWORD)).text
     assert re.search(r'^sparkplane_batches\{state="success"\} [1-9]', text, re.M)
     assert re.search(r"^sparkplane_batch_launch_seconds_count [1-9]", text, re.M)  # observed by the watcher
     assert re.search(r'^sparkplane_http_requests_total\{.*route="/livy/batches/\{batch_id\}/state"', text, re.M)

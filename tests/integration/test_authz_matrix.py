@@ -41,10 +41,10 @@ class Expect(NamedTuple):
 
 # fmt: off
 AUTHZ: dict[tuple[str, str], Expect] = {
-    # operations: open to all, so probes and scrapers need no credentials (/metrics holds no names or secrets)
+    # operations: health is open to all, so probes need no credentials; /metrics wants any principal (DESIGN)
     ("GET", "/healthz"):                                         Expect(200, 200, 200, 200),
     ("GET", "/readyz"):                                          Expect(200, 200, 200, 200),
-    ("GET", "/metrics"):                                         Expect(200, 200, 200, 200),
+    ("GET", "/metrics"):                                         Expect(401, 200, 200, 200),
     ("GET", "/openapi.json"):                                    Expect(200, 200, 200, 200),
     ("GET", "/docs"):                                            Expect(200, 200, 200, 200),
     ("GET", "/docs/oauth2-redirect"):                            Expect(200, 200, 200, 200),

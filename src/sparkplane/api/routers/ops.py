@@ -1,10 +1,11 @@
-"""Health, readiness and metrics: the only routes without a principal (and /metrics shows no secrets)."""
+"""Health, readiness and metrics. Health and readiness need no principal (probes carry none); /metrics needs one,
+as every other route does: a scraper sends an API token (Prometheus: `authorization: {credentials: <token>}`)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from sparkplane.api.deps import CtxDep
+from sparkplane.api.deps import CtxDep, PrincipalDep
 from sparkplane.api.schemas import Health
 from sparkplane.services import health, metrics
 
@@ -26,5 +27,5 @@ def readyz(ctx: CtxDep, response: Response) -> Health:
 
 
 @router.get("/metrics", response_class=Response)
-def prometheus(ctx: CtxDep) -> Response:
+def prometheus(ctx: CtxDep, _: PrincipalDep) -> Response:
     return Response(metrics.render(ctx), media_type="text/plain; version=0.0.4; charset=utf-8")
