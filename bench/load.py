@@ -40,8 +40,9 @@ from bench.plane import Plane, production_plane
 
 SESSION_END = {"killed", "dead", "success", "error"}
 BATCH_END = {"success", "dead", "killed"}
-# Each phase's first second is not timed: 200 clients opening their connections at once is not the steady
-# state the phase measures (it put up to 500 requests of a 1,000 req/s phase over 50 ms).
+# The GET phases' first second is not timed: 200 clients opening their connections at once is not the steady
+# state they measure (it put up to 500 requests of a 1,000 req/s phase over 50 ms). The lifecycle phase is timed
+# from its start: its clients' rounds are counted whole.
 WARMUP = 1.0
 PACED_SHARES = (0.4, 0.6, 0.8)  # of the top rate: the paced phases' offered load
 POLL = 0.05  # seconds between polls of one client: a person's script polls far less often
@@ -166,8 +167,9 @@ class Failed(Exception):
 
 
 async def _run_clients(
-    plane: Plane, clients: int, seconds: float, body: Callable[[Client, int], Awaitable[None]]
+    plane: Plane, clients: int, seconds: float, body: Callable[[Client, int], Awaitable[None]], warmup: float = 0.0
 ) -> Stats:
+    """`warmup`: seconds at the start whose latencies are not kept (every request and error still happens)."""
     stats = Stats()
     stop_at = time.monotonic() + seconds
 
@@ -183,7 +185,7 @@ async def _run_clients(
         finally:
             await http.close()
 
-    stats.record_from = time.perf_counter() + WARMUP
+    stats.record_from = time.perf_counter() + warmup
     await asyncio.gather(*(one(n) for n in range(clients)))
     stats.elapsed = time.perf_counter() - stats.record_from
     return stats
@@ -351,14 +353,14 @@ def run_load(
     """`paced_rates`: what the paced phases offer, in requests/s; None: PACED_SHARES of the top rate just measured."""
     ids, file_uri = prepare(plane, live_sessions)
     phases = {
-        "baseline": _on_own_loop(lambda: _run_clients(plane, clients, seconds, healthz)),
-        "session GET": _on_own_loop(lambda: _run_clients(plane, clients, seconds, session_get(ids))),
+        "baseline": _on_own_loop(lambda: _run_clients(plane, clients, seconds, healthz, WARMUP)),
+        "session GET": _on_own_loop(lambda: _run_clients(plane, clients, seconds, session_get(ids), WARMUP)),
     }
     top = phases["session GET"].rate("GET session")
     rates = paced_rates or [max(1.0, round(share * top, -1)) for share in PACED_SHARES]
     for rate in rates:
         paced = paced_session_get(ids, clients, rate)
-        phases[_paced(rate)] = _on_own_loop(lambda: _run_clients(plane, clients, seconds / 2, paced))  # noqa: B023
+        phases[_paced(rate)] = _on_own_loop(lambda: _run_clients(plane, clients, seconds / 2, paced, WARMUP))  # noqa: B023
     phases["lifecycle"] = _on_own_loop(lambda: _run_clients(plane, clients, seconds, lifecycle(file_uri)))
     return LoadResult(clients, seconds, phases, rates)
 

@@ -24,6 +24,10 @@ from sparkplane.backends.local.pool import CLAIM_FILE
 
 PASSWORD = "bench-admin-password"
 QUERY = "SELECT sum(id * 2) AS s FROM range(0, 20000000)"
+# Ten times the rows (about 1 s): the same fixed cost of a statement (two API requests, their writes, the
+# agent's hop) over a query that takes as long as a small real one.
+LARGE_QUERY = "SELECT sum(id * 2) AS s FROM range(0, 200000000)"
+LARGE_RUNS = 5
 # The JIT is still compiling this query's code over its first few runs (measured in a session: 0.30 s, then
 # 0.14, 0.17, 0.18, 0.10, 0.13, 0.08): both sides get the same warm-ups, and the median of more runs.
 SQL_WARM_UPS = 3
@@ -41,12 +45,14 @@ BARE_QUERY = f"""
 import time
 from pyspark.sql import SparkSession
 spark = SparkSession.builder.master("local[1]").getOrCreate()
+def median_of(query, runs):
+    samples = []
+    for _ in range(runs):
+        t = time.perf_counter(); spark.sql(query).collect(); samples.append(time.perf_counter() - t)
+    return sorted(samples)[len(samples) // 2]
 for _ in range({SQL_WARM_UPS}):  # as many warm-ups as the session gets
     spark.sql("{QUERY}").collect()
-samples = []
-for _ in range({SQL_RUNS}):
-    t = time.perf_counter(); spark.sql("{QUERY}").collect(); samples.append(time.perf_counter() - t)
-samples.sort(); print(samples[len(samples) // 2])
+print(median_of("{QUERY}", {SQL_RUNS}), median_of("{LARGE_QUERY}", {LARGE_RUNS}))
 """
 
 
@@ -154,11 +160,8 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     bare = [bare_start() for _ in range(args.starts)]
     bare_times = [b[0] for b in bare]
     bare_memory = median([float(b[1]) for b in bare])
-    direct_query = float(
-        subprocess.run([sys.executable, "-c", BARE_QUERY], capture_output=True, text=True, check=True).stdout.split()[
-            -1
-        ]
-    )
+    direct = subprocess.run([sys.executable, "-c", BARE_QUERY], capture_output=True, text=True, check=True)
+    direct_query, direct_large = (float(v) for v in direct.stdout.split()[-2:])
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         env = {
@@ -199,6 +202,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
             for _ in range(SQL_WARM_UPS):
                 run(http, session_id, QUERY, "sql")
             sql_times = sorted(run(http, session_id, QUERY, "sql")[0] for _ in range(SQL_RUNS))
+            large_times = sorted(run(http, session_id, LARGE_QUERY, "sql")[0] for _ in range(LARGE_RUNS))
             agent_memory = idle_agent_memory(data_dir)
             http.delete(f"/api/v1/sessions/{session_id}")
     print(
@@ -212,6 +216,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
             "s",
             "bare getOrCreate, fresh process",
             median(bare_times),
+            "<= 0.5 s",
         ),
         Figure(
             "session create -> idle, cold (p50)",
@@ -219,6 +224,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
             "s",
             "bare getOrCreate, fresh process",
             median(bare_times),
+            "<= 1.1x",
         ),
         Figure(
             "statement 1+1 round trip, REST (p50)",
@@ -226,6 +232,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
             "ms",
             "exec inside the agent (p50)",
             max(median(inside) * 1000, 0.001),
+            "<= 15 ms",
         ),
         Figure(
             "statement 1+1 round trip, REST (p99)",
@@ -240,6 +247,15 @@ def main(argv: list[str] | None = None) -> list[Figure]:
             "s",
             "same query, direct pyspark",
             direct_query,
+            "<= 1.05x",
+        ),
+        Figure(
+            "SQL query through a session, 10x the rows (p50)",
+            large_times[len(large_times) // 2],
+            "s",
+            "same query, direct pyspark",
+            direct_large,
+            "<= 1.05x",
         ),
         Figure(
             "idle agent memory, Python + JVM", agent_memory / 1024, "MiB", "bare pyspark driver", bare_memory / 1024
