@@ -12,28 +12,14 @@ import sys
 import time
 
 import requests
+from http_trace import print_exchange  # beside this file
 from livy import LivySession, SessionKind
-
-
-def _trace(response: requests.Response, *args: object, **kwargs: object) -> None:
-    request = response.request
-    body = ""
-    if request.body:
-        raw = request.body.decode() if isinstance(request.body, bytes) else str(request.body)
-        body = " " + raw[:100]
-    try:
-        reply = response.json()
-        state = f" state={reply['state']}" if isinstance(reply, dict) and "state" in reply else ""
-    except ValueError:
-        state = ""
-    path = request.path_url
-    print(f"  {request.method} {path}{body} -> {response.status_code}{state}")
 
 
 def main(url: str, user: str, password: str) -> None:
     http = requests.Session()
     http.auth = (user, password)
-    http.hooks["response"].append(_trace)
+    http.hooks["response"].append(print_exchange)
     started = time.perf_counter()
     print(f"LivySession.create({url}/livy, kind=pyspark)")
     with LivySession.create(f"{url}/livy", kind=SessionKind.PYSPARK, requests_session=http, echo=False) as session:
