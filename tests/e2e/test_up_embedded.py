@@ -101,9 +101,18 @@ def test_kill_stops_the_application_and_leaves_no_process(up: Up) -> None:
     assert up.wait_final(batch_id, timeout=60)["state"] == "killed"
     runs = up.data_dir / "runs"
     pgids = [int((run / "driver.pgid").read_text()) for run in runs.iterdir() if (run / "driver.pgid").exists()]
-    for pgid in pgids:
-        with pytest.raises(ProcessLookupError):
-            os.killpg(pgid, 0)
+    assert pgids, "no driver process group was recorded"
+    # The state says killed once the supervisor has signalled the group and its driver has exited; the group's
+    # last members can take a moment more (1 run in 3 saw one alive at that instant), so: gone within 10 s.
+    wait_until(lambda: not any(_group_alive(p) for p in pgids), 10, message=f"process groups {pgids} to end")
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_cli_submit_wait_follows_the_log_and_exits_zero(up: Up) -> None:
