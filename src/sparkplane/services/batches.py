@@ -13,7 +13,7 @@ from sparkplane.db.models import Batch
 from sparkplane.domain.errors import InvalidInput, NotFound
 from sparkplane.domain.specs import BatchSpec, Resources, check_conf
 from sparkplane.domain.states import BATCH_TERMINAL, BatchState, FailureReason
-from sparkplane.services import clusters, credentials, dispatch, faults, files
+from sparkplane.services import clusters, credentials, dispatch, faults, files, users
 from sparkplane.services.context import Context
 from sparkplane.services.principal import Principal
 
@@ -175,10 +175,7 @@ def _owned(ctx: Context, principal: Principal | None, ref: str | int) -> tuple[B
         batch = uow.batches.find(str(ref), principal.owner_filter if principal is not None else None)
         if batch is None:
             raise NotFound(f"Batch '{ref}' not found.")
-        if principal is not None and batch.owner_id == principal.user_id:
-            return batch, principal.username
-        owner = uow.users.get(batch.owner_id)
-        return batch, owner.username if owner else "?"
+        return batch, users.owner_name(uow, batch.owner_id, principal)
 
 
 def get(ctx: Context, principal: Principal, ref: str | int) -> BatchView:

@@ -20,7 +20,7 @@ from sparkplane.db.uow import UnitOfWork
 from sparkplane.domain import clusters as domain
 from sparkplane.domain.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from sparkplane.domain.states import ClusterState
-from sparkplane.services import dispatch, faults
+from sparkplane.services import dispatch, faults, users
 from sparkplane.services.context import Context
 from sparkplane.services.encryption import DecryptionFailed
 from sparkplane.services.principal import Principal
@@ -221,8 +221,7 @@ def _change(
         if apply(uow, row, now):
             entries.append(dispatch.enqueue(uow, ctx, dispatch.CONVERGE_CLUSTER, row.id))
         row = uow.clusters.get(row.id) or row
-        owner = uow.users.get(row.owner_id)
-        result = view(row, owner.username if owner else "?")
+        result = view(row, users.owner_name(uow, row.owner_id, principal))
     dispatch.publish(ctx, entries)
     return result
 

@@ -22,7 +22,7 @@ from sparkplane.domain.specs import (
     parse_duration,
 )
 from sparkplane.domain.states import SESSION_TERMINAL, FailureReason, SessionState
-from sparkplane.services import clusters, credentials, dispatch, faults, files
+from sparkplane.services import clusters, credentials, dispatch, faults, files, users
 from sparkplane.services.batches import LogPage
 from sparkplane.services.context import Context
 from sparkplane.services.principal import Principal
@@ -191,20 +191,13 @@ def owned(uow: UnitOfWork, principal: Principal, ref: str | int) -> Session:
     return row
 
 
-def _owner_name(uow: UnitOfWork, row: Session, principal: Principal) -> str:
-    if row.owner_id == principal.user_id:
-        return principal.username
-    owner = uow.users.get(row.owner_id)
-    return owner.username if owner else "?"
-
-
 def get(ctx: Context, principal: Principal, ref: str | int, *, heartbeat: bool = False) -> SessionView:
     """One session; `heartbeat` records contact (Livy: every /sessions/{id}/… call is a heartbeat)."""
     with ctx.db.autocommit() as uow:  # a read and at most one stamp
         row = owned(uow, principal, ref)
         if heartbeat and row.heartbeat_timeout_s and row.state not in SESSION_TERMINAL:
             uow.sessions.touch_heartbeat(row.id, ctx.clock.now())
-        return view(row, _owner_name(uow, row, principal))
+        return view(row, users.owner_name(uow, row.owner_id, principal))
 
 
 def page(
@@ -251,8 +244,7 @@ def kill(
                     row, SessionState.SHUTTING_DOWN, now, reason=reason, message=message, cancel_requested_at=now
                 )
                 entries.append(dispatch.enqueue(uow, ctx, dispatch.STOP_SESSION, row.id))
-        owner = uow.users.get(row.owner_id)
-        result = view(row, owner.username if owner else "?")
+        result = view(row, users.owner_name(uow, row.owner_id, principal))
     dispatch.publish(ctx, entries)
     return result
 
@@ -289,7 +281,7 @@ def get_with_connect_url(ctx: Context, principal: Principal, ref: str | int) -> 
         row = owned(uow, principal, ref)
         if row.heartbeat_timeout_s and row.state not in SESSION_TERMINAL:
             uow.sessions.touch_heartbeat(row.id, ctx.clock.now())
-        found = view(row, _owner_name(uow, row, principal))
+        found = view(row, users.owner_name(uow, row.owner_id, principal))
         backend, handle, owner_id, state = row.backend, row.handle, row.owner_id, row.state
     return found, _connect_url(ctx, principal, backend, handle, owner_id, state)
 

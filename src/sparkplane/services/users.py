@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from sparkplane.db.models import ApiToken, User
+from sparkplane.db.uow import UnitOfWork
 from sparkplane.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from sparkplane.services import security
 from sparkplane.services.context import Context
@@ -57,6 +58,15 @@ def _token_info(token: ApiToken) -> TokenInfo:
         token.last_used_at.isoformat() if token.last_used_at else None,
         token.revoked_at is not None,
     )
+
+
+def owner_name(uow: UnitOfWork, owner_id: int, principal: Principal | None) -> str:
+    """The name of a row's owner, as views show it: the caller's own name needs no query; "?" for a user
+    that is gone. `principal` None is sparkplane itself (cleanup, timeouts), which always looks it up."""
+    if principal is not None and owner_id == principal.user_id:
+        return principal.username
+    owner = uow.users.get(owner_id)
+    return owner.username if owner else "?"
 
 
 def _principal(user: User) -> Principal:
