@@ -4,7 +4,8 @@
 
 Baselines are measured in the same run: a bare `SparkSession.builder.getOrCreate()` in a fresh Python
 process; the agent's own exec time of the statement (its started/completed stamps); the same SQL query in
-a direct pyspark process; a bare pyspark driver's memory.
+a direct pyspark process that stays up beside the session, the two taking turns query by query; a bare
+pyspark driver's memory.
 """
 
 from __future__ import annotations
@@ -41,18 +42,16 @@ spark.range(1).count()
 print("ready", flush=True)
 sys.stdin.readline()
 """
-BARE_QUERY = f"""
-import time
+# The direct side answers one query per line on stdin with its seconds on stdout: it stays up beside the
+# session and the two take turns, so a drift of the machine's speed over the run (the same query measured
+# 0.09 to 0.11 s in fresh processes minutes apart) falls on both sides alike.
+DIRECT_QUERY = """
+import sys, time
 from pyspark.sql import SparkSession
 spark = SparkSession.builder.master("local[1]").getOrCreate()
-def median_of(query, runs):
-    samples = []
-    for _ in range(runs):
-        t = time.perf_counter(); spark.sql(query).collect(); samples.append(time.perf_counter() - t)
-    return sorted(samples)[len(samples) // 2]
-for _ in range({SQL_WARM_UPS}):  # as many warm-ups as the session gets
-    spark.sql("{QUERY}").collect()
-print(median_of("{QUERY}", {SQL_RUNS}), median_of("{LARGE_QUERY}", {LARGE_RUNS}))
+print("ready", flush=True)
+for query in sys.stdin:
+    t = time.perf_counter(); spark.sql(query).collect(); print(time.perf_counter() - t, flush=True)
 """
 
 
@@ -118,6 +117,48 @@ def run(http: httpx.Client, session_id: int, code: str, kind: str = "pyspark") -
     return time.perf_counter() - started, statement
 
 
+class DirectSpark:
+    """A plain pyspark driver (local[1], as the sessions here) that times the queries it is given."""
+
+    def __enter__(self) -> DirectSpark:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", DIRECT_QUERY],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        if self._read() != "ready":
+            raise RuntimeError("the direct pyspark driver did not start")
+        return self
+
+    def query(self, sql: str) -> float:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(sql + "\n")
+        self._proc.stdin.flush()
+        return float(self._read())
+
+    def _read(self) -> str:
+        assert self._proc.stdout is not None
+        return self._proc.stdout.readline().strip()
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.close()  # its loop ends, and with it the driver
+        self._proc.wait(timeout=60)
+
+
+def taking_turns(
+    direct: DirectSpark, http: httpx.Client, session_id: int, query: str, runs: int
+) -> tuple[list[float], list[float]]:
+    """The query's seconds through the session and directly, one after the other, `runs` times each."""
+    through_session, directly = [], []
+    for _ in range(runs):
+        directly.append(direct.query(query))
+        through_session.append(run(http, session_id, query, "sql")[0])
+    return through_session, directly
+
+
 def pool_ready(data_dir: Path) -> bool:
     """A pooled agent is up and free. A claimed one stays in the pool's folder (with its claim file): counting
     it made a "warm" start wait for the refill, a cold start of 7 to 12 s, and set the p50 on a bad day."""
@@ -160,9 +201,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     bare = [bare_start() for _ in range(args.starts)]
     bare_times = [b[0] for b in bare]
     bare_memory = median([float(b[1]) for b in bare])
-    direct = subprocess.run([sys.executable, "-c", BARE_QUERY], capture_output=True, text=True, check=True)
-    direct_query, direct_large = (float(v) for v in direct.stdout.split()[-2:])
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, DirectSpark() as direct:
         data_dir = Path(tmp)
         env = {
             "SPARKPLANE_SPARK_MASTER": "local[1]",
@@ -199,10 +238,11 @@ def main(argv: list[str] | None = None) -> list[Figure]:
                 elapsed, statement = run(http, session_id, "1 + 1")
                 round_trips.append(elapsed)
                 inside.append((int(statement["completed"]) - int(statement["started"])) / 1000)  # type: ignore[call-overload]
-            for _ in range(SQL_WARM_UPS):
+            for _ in range(SQL_WARM_UPS):  # both sides alike
+                direct.query(QUERY)
                 run(http, session_id, QUERY, "sql")
-            sql_times = sorted(run(http, session_id, QUERY, "sql")[0] for _ in range(SQL_RUNS))
-            large_times = sorted(run(http, session_id, LARGE_QUERY, "sql")[0] for _ in range(LARGE_RUNS))
+            sql_times, direct_times = taking_turns(direct, http, session_id, QUERY, SQL_RUNS)
+            large_times, direct_large_times = taking_turns(direct, http, session_id, LARGE_QUERY, LARGE_RUNS)
             agent_memory = idle_agent_memory(data_dir)
             http.delete(f"/api/v1/sessions/{session_id}")
     print(
@@ -243,19 +283,29 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         ),
         Figure(
             "SQL query through a session (p50)",
-            sql_times[len(sql_times) // 2],
+            median(sql_times),
             "s",
-            "same query, direct pyspark",
-            direct_query,
+            "same query, direct pyspark (turn about)",
+            median(direct_times),
             "<= 1.05x",
         ),
         Figure(
             "SQL query through a session, 10x the rows (p50)",
-            large_times[len(large_times) // 2],
+            median(large_times),
             "s",
-            "same query, direct pyspark",
-            direct_large,
+            "same query, direct pyspark (turn about)",
+            median(direct_large_times),
             "<= 1.05x",
+        ),
+        Figure(
+            # What the session adds to a query, paired turn by turn: about one statement round trip, whatever
+            # the query's size, if nothing else is in the way.
+            "SQL query, time the session adds (p50 of turns)",
+            median([a - b for a, b in zip(sql_times + large_times, direct_times + direct_large_times, strict=True)])
+            * 1000,
+            "ms",
+            "statement 1+1 round trip, REST (p50)",
+            median(round_trips) * 1000,
         ),
         Figure(
             "idle agent memory, Python + JVM", agent_memory / 1024, "MiB", "bare pyspark driver", bare_memory / 1024

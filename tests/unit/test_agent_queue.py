@@ -141,10 +141,19 @@ def test_the_same_id_twice_runs_once(queue: StatementQueue) -> None:
     drive(queue, script)
 
 
-def test_progress_of_a_running_statement_comes_from_spark(queue: StatementQueue) -> None:
+def test_progress_of_a_running_statement_comes_from_spark_after_its_first_window(
+    queue: StatementQueue, jobs: RecordingJobs
+) -> None:
     def script() -> None:
-        queue.submit(0, "import time\ntime.sleep(0.5)", "pyspark")
-        assert wait_state(queue, 0, StatementState.RUNNING)["progress"] == 0.25
+        queue.submit(0, "import time\ntime.sleep(3)", "pyspark")
+        assert wait_state(queue, 0, StatementState.RUNNING)["progress"] == 0.0
+        assert not [call for call in jobs.calls if call[0] == "progress"], "Spark was asked at the start"
+        deadline = time.monotonic() + PROGRESS_FRESH_SECONDS + 1.5
+        while (view := queue.get(0)) is not None and view["progress"] != 0.25 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert view is not None and view["state"] == "running" and view["progress"] == 0.25
+        queue.cancel(0)
+        wait_state(queue, 0, StatementState.CANCELLED)
 
     drive(queue, script)
 
