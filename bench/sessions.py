@@ -4,23 +4,28 @@
 
 Baselines are measured in the same run: a bare `SparkSession.builder.getOrCreate()` in a fresh Python
 process; the agent's own exec time of the statement (its started/completed stamps); the same SQL query in
-a direct pyspark process that stays up beside the session, the two taking turns query by query; a bare
-pyspark driver's memory.
+a direct pyspark process that stays up beside the session, the two taking turns query by query, with a third
+turn of the query sent straight to the session's agent (its JVM without the control plane: what is left of
+the difference is the control plane's); a bare pyspark driver's memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from bench.common import Figure, median, report, sparkplane_up
+from sparkplane.agent.server import MAX_SUBMIT_WAIT
+from sparkplane.backends.local.agent_client import read_address
 from sparkplane.backends.local.pool import CLAIM_FILE
 
 PASSWORD = "bench-admin-password"
@@ -28,11 +33,13 @@ QUERY = "SELECT sum(id * 2) AS s FROM range(0, 20000000)"
 # Ten times the rows (about 1 s): the same fixed cost of a statement (two API requests, their writes, the
 # agent's hop) over a query that takes as long as a small real one.
 LARGE_QUERY = "SELECT sum(id * 2) AS s FROM range(0, 200000000)"
-LARGE_RUNS = 5
+LARGE_RUNS = 7
 # The JIT is still compiling this query's code over its first few runs (measured in a session: 0.30 s, then
-# 0.14, 0.17, 0.18, 0.10, 0.13, 0.08): both sides get the same warm-ups, and the median of more runs.
+# 0.14, 0.17, 0.18, 0.10, 0.13, 0.08): both sides get the same warm-ups, and the median of more runs. Two JVMs
+# differ by up to a fifth on the same query (medians of 15 turns: 0.155 s in one, 0.210 s in the other), so
+# a ratio of 1.05 needs many turns to stand out of that.
 SQL_WARM_UPS = 3
-SQL_RUNS = 9
+SQL_RUNS = 21
 BARE_START = """
 import time, sys
 t = time.perf_counter()
@@ -117,6 +124,32 @@ def run(http: httpx.Client, session_id: int, code: str, kind: str = "pyspark") -
     return time.perf_counter() - started, statement
 
 
+class StraightToAgent:
+    """The session's own agent, sent the query over its HTTP with the token in its run folder: the same JVM
+    as the statements through the REST API, without the control plane in between."""
+
+    def __init__(self, data_dir: Path) -> None:
+        address = read_address(live_agent_dir(data_dir))
+        if address is None:
+            raise RuntimeError("the session's agent has not written its address")
+        self._http = httpx.Client(base_url=address.url, headers={"Authorization": f"Bearer {address.token}"})
+        self._number = 1_000_000  # far above the control plane's numbers: the agent takes any unused one
+
+    def query(self, sql: str) -> float:
+        self._number += 1
+        started = time.perf_counter()
+        body = {"id": self._number, "code": sql, "kind": "sql", "wait": MAX_SUBMIT_WAIT}
+        statement = self._http.post("/statements", json=body, timeout=60).json()
+        while statement["state"] != "available":
+            if statement["state"] in ("error", "cancelled"):
+                raise RuntimeError(f"the agent ended the query {statement['state']}")
+            statement = self._http.get(f"/statements/{self._number}?wait={MAX_SUBMIT_WAIT}", timeout=60).json()
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self._http.close()
+
+
 class DirectSpark:
     """A plain pyspark driver (local[1], as the sessions here) that times the queries it is given."""
 
@@ -148,15 +181,24 @@ class DirectSpark:
         self._proc.wait(timeout=60)
 
 
+@dataclass
+class Turns:
+    """A query's seconds, `runs` times each way, the ways taking turns."""
+
+    through_session: list[float] = field(default_factory=list)
+    directly: list[float] = field(default_factory=list)
+    straight_to_agent: list[float] = field(default_factory=list)
+
+
 def taking_turns(
-    direct: DirectSpark, http: httpx.Client, session_id: int, query: str, runs: int
-) -> tuple[list[float], list[float]]:
-    """The query's seconds through the session and directly, one after the other, `runs` times each."""
-    through_session, directly = [], []
+    direct: DirectSpark, agent: StraightToAgent, http: httpx.Client, session_id: int, query: str, runs: int
+) -> Turns:
+    turns = Turns()
     for _ in range(runs):
-        directly.append(direct.query(query))
-        through_session.append(run(http, session_id, query, "sql")[0])
-    return through_session, directly
+        turns.directly.append(direct.query(query))
+        turns.through_session.append(run(http, session_id, query, "sql")[0])
+        turns.straight_to_agent.append(agent.query(query))
+    return turns
 
 
 def pool_ready(data_dir: Path) -> bool:
@@ -238,11 +280,13 @@ def main(argv: list[str] | None = None) -> list[Figure]:
                 elapsed, statement = run(http, session_id, "1 + 1")
                 round_trips.append(elapsed)
                 inside.append((int(statement["completed"]) - int(statement["started"])) / 1000)  # type: ignore[call-overload]
+            agent = StraightToAgent(data_dir)
             for _ in range(SQL_WARM_UPS):  # both sides alike
                 direct.query(QUERY)
                 run(http, session_id, QUERY, "sql")
-            sql_times, direct_times = taking_turns(direct, http, session_id, QUERY, SQL_RUNS)
-            large_times, direct_large_times = taking_turns(direct, http, session_id, LARGE_QUERY, LARGE_RUNS)
+            small = taking_turns(direct, agent, http, session_id, QUERY, SQL_RUNS)
+            large = taking_turns(direct, agent, http, session_id, LARGE_QUERY, LARGE_RUNS)
+            agent.close()
             agent_memory = idle_agent_memory(data_dir)
             http.delete(f"/api/v1/sessions/{session_id}")
     print(
@@ -283,25 +327,40 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         ),
         Figure(
             "SQL query through a session (p50)",
-            median(sql_times),
+            median(small.through_session),
             "s",
             "same query, direct pyspark (turn about)",
-            median(direct_times),
+            median(small.directly),
             "<= 1.05x",
         ),
         Figure(
             "SQL query through a session, 10x the rows (p50)",
-            median(large_times),
+            median(large.through_session),
             "s",
             "same query, direct pyspark (turn about)",
-            median(direct_large_times),
+            median(large.directly),
             "<= 1.05x",
         ),
         Figure(
-            # What the session adds to a query, paired turn by turn: about one statement round trip, whatever
-            # the query's size, if nothing else is in the way.
-            "SQL query, time the session adds (p50 of turns)",
-            median([a - b for a, b in zip(sql_times + large_times, direct_times + direct_large_times, strict=True)])
+            # The session's JVM against the direct one, without the control plane: both sides of the ratios
+            # above differ by this much before any request is made.
+            "SQL query sent straight to the agent (p50)",
+            median(small.straight_to_agent),
+            "s",
+            "same query, direct pyspark (turn about)",
+            median(small.directly),
+        ),
+        Figure(
+            # What the control plane adds to a query, paired turn by turn in the same JVM: about one statement
+            # round trip, whatever the query's size, if nothing else is in the way.
+            "SQL query, time the control plane adds (p50 of turns)",
+            median(
+                [
+                    a - b
+                    for turns in (small, large)
+                    for a, b in zip(turns.through_session, turns.straight_to_agent, strict=True)
+                ]
+            )
             * 1000,
             "ms",
             "statement 1+1 round trip, REST (p50)",
@@ -316,17 +375,23 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     return figures
 
 
-def idle_agent_memory(data_dir: Path) -> int:
-    import json
-
-    # Folders of the sessions ended earlier in the run are still there (with their logs): take the live one.
+def live_agent_dir(data_dir: Path) -> Path:
+    """The run folder of the one session alive. Folders of the sessions ended earlier in the run are still
+    there (with their logs), and the pool's agent is not a session's."""
     for agent_file in (data_dir / "sessions").glob("*/agent.json"):
         if agent_file.parent.name.startswith("pool-") or (agent_file.parent / "exit.json").exists():
             continue
-        pid = int(json.loads(agent_file.read_text())["pid"])
-        if Path(f"/proc/{pid}").exists():
-            return tree_rss_kib(pid)
+        if Path(f"/proc/{agent_pid(agent_file.parent)}").exists():
+            return agent_file.parent
     raise RuntimeError("no running agent found")
+
+
+def agent_pid(run_dir: Path) -> int:
+    return int(json.loads((run_dir / "agent.json").read_text())["pid"])
+
+
+def idle_agent_memory(data_dir: Path) -> int:
+    return tree_rss_kib(agent_pid(live_agent_dir(data_dir)))
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ def add(uow: UnitOfWork, row: Session, code: str, kind: str, now: dt.datetime) -
     statement = uow.statements.add(
         Statement(
             session_id=row.id,
-            number=uow.sessions.next_number(row.id),
+            number=uow.sessions.next_number(row, now),
             code=code,
             kind=kind,
             state=StatementState.WAITING,
@@ -111,7 +111,6 @@ def add(uow: UnitOfWork, row: Session, code: str, kind: str, now: dt.datetime) -
             version=0,
         )
     )
-    uow.sessions.set_fields(row, last_activity_at=now)
     return statement
 
 
@@ -151,9 +150,10 @@ def _deliver(
         statement = uow.statements.get(session_id, number, for_update=True)
         if statement is None:
             return None
-        uow.statements.set_fields(statement, submitted=True)
-        if observed is not None:
-            _apply(ctx, uow, statement, observed)
+        if observed is None:
+            uow.statements.set_fields(statement, submitted=True)
+        else:  # one UPDATE for both
+            _apply(ctx, uow, statement, observed, submitted=True)
         return _view(statement)
 
 
@@ -177,11 +177,15 @@ def refresh(
         return _view(row)
 
 
-def _apply(ctx: Context, uow: UnitOfWork, row: Statement, observed: StatementObservation) -> None:
-    """Write what the agent reports of an unfinished statement onto its row (a final row never changes)."""
+def _apply(ctx: Context, uow: UnitOfWork, row: Statement, observed: StatementObservation, **extra: Any) -> None:
+    """Write what the agent reports of an unfinished statement onto its row (a final row never changes), with
+    `extra` columns in the same UPDATE."""
     if row.state in STATEMENT_TERMINAL:
+        if extra:
+            uow.statements.set_fields(row, **extra)
         return
     values: dict[str, Any] = {
+        **extra,
         "progress": observed.progress,
         "started_ms": observed.started_ms,
         "completed_ms": observed.completed_ms,
@@ -189,13 +193,13 @@ def _apply(ctx: Context, uow: UnitOfWork, row: Statement, observed: StatementObs
     if observed.output is not None:
         values["output"] = dict(observed.output)
     if observed.state != row.state:
-        uow.statements.transition(row, observed.state, ctx.clock.now(), **values)
+        moved = uow.statements.transition(row, observed.state, ctx.clock.now(), **values)
+        if not moved and extra:  # a lost race writes nothing: the extra columns still hold
+            uow.statements.set_fields(row, **extra)
     else:
         uow.statements.set_fields(row, **values)
     if observed.state in STATEMENT_TERMINAL:
-        session = uow.sessions.get(row.session_id)
-        if session is not None:
-            uow.sessions.set_fields(session, last_activity_at=ctx.clock.now())
+        uow.sessions.mark_active(row.session_id, ctx.clock.now())
 
 
 def get(ctx: Context, principal: Principal, ref: str | int, number: int) -> StatementView:

@@ -159,17 +159,21 @@ def update_user(
 
 
 def authenticate_basic(ctx: Context, username: str, password: str) -> Principal:
-    with ctx.db.uow() as uow:
+    # A read alone, outside a transaction: Livy clients send Basic on every request, and on SQLite a
+    # transaction takes the write lock. The slow hash runs after the connection is back in the pool.
+    with ctx.db.autocommit() as uow:
         user = uow.users.by_username(username)
-        if user is None or not user.is_active:
-            security.verify_password(_dummy_hash(), password)  # same cost for unknown users: no user enumeration
-            raise Unauthenticated("wrong username or password")
-        if _verified.get(username, password, user.password_hash):
-            return _principal(user)
-        if not security.verify_password(user.password_hash, password):
-            raise Unauthenticated("wrong username or password")
-        _verified.put(username, password, user.id, user.password_hash)
-        return _principal(user)
+        found = None if user is None or not user.is_active else (_principal(user), user.password_hash)
+    if found is None:
+        security.verify_password(_dummy_hash(), password)  # same cost for unknown users: no user enumeration
+        raise Unauthenticated("wrong username or password")
+    principal, password_hash = found
+    if _verified.get(username, password, password_hash):
+        return principal
+    if not security.verify_password(password_hash, password):
+        raise Unauthenticated("wrong username or password")
+    _verified.put(username, password, principal.user_id, password_hash)
+    return principal
 
 
 def recent_token(ctx: Context, token: str) -> Principal | None:

@@ -106,15 +106,22 @@ class SessionRepository:
     def touch_heartbeat(self, session_id: int, now: dt.datetime) -> None:
         self.db.execute(update(Session).where(Session.id == session_id).values(last_heartbeat_at=now))
 
-    def next_number(self, session_id: int) -> int:
-        """Reserve the session's next statement number (atomic: UPDATE … RETURNING)."""
-        row = self.db.execute(
+    def next_number(self, row: Session, now: dt.datetime) -> int:
+        """Reserve the session's next statement number (atomic: UPDATE … RETURNING); a new statement is
+        activity, recorded in the same statement."""
+        number = self.db.execute(
             update(Session)
-            .where(Session.id == session_id)
-            .values(next_statement=Session.next_statement + 1)
+            .where(Session.id == row.id)
+            .values(next_statement=Session.next_statement + 1, last_activity_at=now)
             .returning(Session.next_statement)
-        ).one()
-        return int(row[0]) - 1
+            .execution_options(**_rows.UNSYNCED)
+        ).scalar_one()
+        _rows.mirror(self.db, row, {"next_statement": number, "last_activity_at": now})
+        return int(number) - 1
+
+    def mark_active(self, session_id: int, now: dt.datetime) -> None:
+        """Record activity on a session not loaded in this unit of work (a statement just ended)."""
+        self.db.execute(update(Session).where(Session.id == session_id).values(last_activity_at=now))
 
     def mark_dispatched(self, session_ids: Sequence[int], now: dt.datetime) -> None:
         # The relay just published their launch: their staleness (redispatch_after_seconds) counts from now.
@@ -208,4 +215,4 @@ class StatementRepository:
         self.db.execute(
             update(Statement).where(Statement.id == row.id).values(**values), execution_options=_rows.UNSYNCED
         )
-        self.db.expire(row)
+        _rows.mirror(self.db, row, values)
