@@ -173,6 +173,15 @@ def test_one_plus_one(backend: LocalSessionBackend, session: Handle, capsys: pyt
         print(f"\n[figure] 1+1 round trip over the agent's HTTP: median {statistics.median(rounds) * 1000:.1f} ms")
 
 
+def test_the_drivers_temporary_files_are_in_its_run_folder(backend: LocalSessionBackend, session: Handle) -> None:
+    # A driver killed -9 runs no shutdown hook: what it keeps in /tmp stays there, in its run folder it does not.
+    scratch = (Path(session.extra["run_dir"]) / "tmp").resolve()
+    jvm_tmp = text(backend, session, "sc._jvm.java.lang.System.getProperty('java.io.tmpdir')")
+    assert Path(jvm_tmp.strip("'")).resolve() == scratch
+    assert Path(text(backend, session, "import tempfile; tempfile.gettempdir()").strip("'")).resolve() == scratch
+    assert any(entry.name.startswith("blockmgr-") for entry in scratch.iterdir())  # spark.local.dir
+
+
 def test_spark_count(backend: LocalSessionBackend, session: Handle) -> None:
     assert text(backend, session, "spark.range(5).count()") == "5"
     assert text(backend, session, "type(sqlContext).__name__, sc.master") == "('SQLContext', 'local[2]')"

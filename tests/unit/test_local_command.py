@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,17 @@ def test_env_points_spark_and_python_then_applies_extra_env() -> None:
         "PYTHONUNBUFFERED": "1",
         "EXTRA": "x",
     }
+
+
+def test_env_puts_the_runs_temporary_files_in_its_scratch_folder() -> None:
+    scratch = Path("/data/runs/a run/tmp")
+    env = build_env(
+        {"SPARK_SUBMIT_OPTS": "-Dfoo=1"}, spark_home=Path("/spark"), python="/p", extra_env=None, scratch_dir=scratch
+    )
+    assert env["TMPDIR"] == str(scratch)
+    # Quoted for Spark's launcher, which splits the options as a shell does; options already there stay first.
+    assert shlex.split(env["SPARK_SUBMIT_OPTS"]) == ["-Dfoo=1", f"-Djava.io.tmpdir={scratch}"]
+    assert shlex.split(env["SPARK_DAEMON_JAVA_OPTS"]) == [f"-Djava.io.tmpdir={scratch}"]
 
 
 @pytest.mark.parametrize(

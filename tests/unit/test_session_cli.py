@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ PEOPLE = sql_output([("id", "int"), ("name", "string")], [[1, "Ada"], [2, None]]
 def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Harness:
     harness = Harness.install(monkeypatch, tmp_path)
     harness.server.outputs[QUERY] = PEOPLE
-    monkeypatch.setenv("TMPDIR", str(tmp_path))  # where images are written
+    # Where images are written: tempfile reads TMPDIR once per process, so its cached folder is set too.
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     return harness
 
 

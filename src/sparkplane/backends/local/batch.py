@@ -181,11 +181,14 @@ class LocalBackend:
             command = [sys.executable, "-m", _SUPERVISOR_MODULE, "--run-dir", str(run_dir)]
             command += ["--lock-fd", str(fd), "--detach", "--", *argv]
             # Built from the launcher's environment at each spawn, so later changes to it still reach Spark.
+            scratch = run_dir / sup.SCRATCH_DIR
+            scratch.mkdir(exist_ok=True)
             env = build_env(
                 os.environ,
                 spark_home=self._spark_home,
                 python=self._python,
                 extra_env={**self._extra_env, **(extra_env or {})},
+                scratch_dir=scratch,
             )
             with open(run_dir / sup.SUPERVISOR_LOG, "ab") as log:
                 try:

@@ -14,6 +14,7 @@ the run with its secrets: its cloud credentials and its settings are left out (`
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -135,15 +136,27 @@ def build_argv(
 CONNECT_CLIENT_ENV = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE", "SPARK_CONNECT_MODE")
 
 
+# Spark's launcher puts these before a driver's extraJavaOptions (a user's -D still wins): spark-submit's
+# JVM reads the first, the daemons of a local cluster (master, workers) the second.
+JVM_OPTIONS_ENV = ("SPARK_SUBMIT_OPTS", "SPARK_DAEMON_JAVA_OPTS")
+
+
 def build_env(
     base: Mapping[str, str],
     *,
     spark_home: Path,
     python: str,
     extra_env: Mapping[str, str] | None,
+    scratch_dir: Path | None = None,
 ) -> dict[str, str]:
     """The environment of spark-submit: the caller's without the control plane's secrets, pointed at our Spark
-    and Python, then `extra_env` (set on purpose by whoever built the backend, so it is kept as it is)."""
+    and Python, then `extra_env` (set on purpose by whoever built the backend, so it is kept as it is).
+
+    `scratch_dir`: where the run's temporary files go (TMPDIR for Python, java.io.tmpdir for the JVM, and with
+    it spark.local.dir's default: block manager, `spark-<uuid>` folders, the Connect model cache). Spark
+    removes them in shutdown hooks, which a driver killed with -9 never runs: in the run folder they go with
+    it instead of piling up in /tmp.
+    """
     env = {
         name: value
         for name, value in base.items()
@@ -154,6 +167,11 @@ def build_env(
     env["PYSPARK_DRIVER_PYTHON"] = python
     # driver.log is a file, so Python would buffer print() until exit; a running batch's log should be live.
     env["PYTHONUNBUFFERED"] = "1"
+    if scratch_dir is not None:
+        env["TMPDIR"] = str(scratch_dir)
+        option = shlex.quote(f"-Djava.io.tmpdir={scratch_dir}")  # the launcher splits options as a shell does
+        for name in JVM_OPTIONS_ENV:
+            env[name] = f"{env.get(name, '')} {option}".strip()
     env.update(extra_env or {})
     return env
 

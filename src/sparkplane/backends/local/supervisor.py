@@ -13,6 +13,7 @@ The run directory D:
     driver.log         the application's stdout and stderr
     cancel-requested   written by cancel; holds the grace period in seconds
     spark-secrets.properties  the user's secret Spark confs (0600), when the run has any; removed before exit.json
+    tmp/               the run's temporary files (TMPDIR and java.io.tmpdir, so Spark's scratch space too)
     exit.json          {"exit_code": int, "cancelled": bool, "finished_at": iso}, written atomically, last
 
 Liveness: the kernel drops a flock when its holder dies, however it dies, so "supervisor.lock is held"
@@ -48,6 +49,7 @@ DRIVER_PGID = "driver.pgid"
 DRIVER_LOG = "driver.log"
 CANCEL_REQUESTED = "cancel-requested"
 EXIT_FILE = "exit.json"
+SCRATCH_DIR = "tmp"
 SECRET_CONF = "spark-secrets.properties"
 EVENTS_DIR = "events"
 LAUNCH_MARKER = "launching the application"
