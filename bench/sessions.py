@@ -351,8 +351,9 @@ def main(argv: list[str] | None = None) -> list[Figure]:
             median(small.directly),
         ),
         Figure(
-            # What the control plane adds to a query, paired turn by turn in the same JVM: about one statement
-            # round trip, whatever the query's size, if nothing else is in the way.
+            # What the control plane adds to a query, paired turn by turn in the same JVM, whatever the query's
+            # size: one statement round trip if it ends within the submit wait, two (POST, then the poll that
+            # sees the end) if it runs longer.
             "SQL query, time the control plane adds (p50 of turns)",
             median(
                 [

@@ -175,7 +175,7 @@ def test_one_plus_one(backend: LocalSessionBackend, session: Handle, capsys: pyt
 
 def test_the_drivers_temporary_files_are_in_its_run_folder(backend: LocalSessionBackend, session: Handle) -> None:
     # A driver killed -9 runs no shutdown hook: what it keeps in /tmp stays there, in its run folder it does not.
-    scratch = (Path(session.extra["run_dir"]) / "tmp").resolve()
+    scratch = (Path(session.extra["run_dir"]) / sup.SCRATCH_DIR).resolve()
     jvm_tmp = text(backend, session, "sc._jvm.java.lang.System.getProperty('java.io.tmpdir')")
     assert Path(jvm_tmp.strip("'")).resolve() == scratch
     assert Path(text(backend, session, "import tempfile; tempfile.gettempdir()").strip("'")).resolve() == scratch

@@ -150,10 +150,9 @@ def _deliver(
         statement = uow.statements.get(session_id, number, for_update=True)
         if statement is None:
             return None
-        if observed is None:
+        # With the agent's report, one UPDATE for both, unless that report writes nothing.
+        if observed is None or not _apply(ctx, uow, statement, observed, submitted=True):
             uow.statements.set_fields(statement, submitted=True)
-        else:  # one UPDATE for both
-            _apply(ctx, uow, statement, observed, submitted=True)
         return _view(statement)
 
 
@@ -177,13 +176,11 @@ def refresh(
         return _view(row)
 
 
-def _apply(ctx: Context, uow: UnitOfWork, row: Statement, observed: StatementObservation, **extra: Any) -> None:
-    """Write what the agent reports of an unfinished statement onto its row (a final row never changes), with
-    `extra` columns in the same UPDATE."""
+def _apply(ctx: Context, uow: UnitOfWork, row: Statement, observed: StatementObservation, **extra: Any) -> bool:
+    """Write what the agent reports of an unfinished statement onto its row, with `extra` columns in the same
+    UPDATE; False when nothing was written (a final row never changes; a transition can lose a race)."""
     if row.state in STATEMENT_TERMINAL:
-        if extra:
-            uow.statements.set_fields(row, **extra)
-        return
+        return False
     values: dict[str, Any] = {
         **extra,
         "progress": observed.progress,
@@ -193,13 +190,13 @@ def _apply(ctx: Context, uow: UnitOfWork, row: Statement, observed: StatementObs
     if observed.output is not None:
         values["output"] = dict(observed.output)
     if observed.state != row.state:
-        moved = uow.statements.transition(row, observed.state, ctx.clock.now(), **values)
-        if not moved and extra:  # a lost race writes nothing: the extra columns still hold
-            uow.statements.set_fields(row, **extra)
+        written = uow.statements.transition(row, observed.state, ctx.clock.now(), **values)
     else:
         uow.statements.set_fields(row, **values)
+        written = True
     if observed.state in STATEMENT_TERMINAL:
         uow.sessions.mark_active(row.session_id, ctx.clock.now())
+    return written
 
 
 def get(ctx: Context, principal: Principal, ref: str | int, number: int) -> StatementView:
