@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from sparkplane.agent.capture import CappedText, FdPump
@@ -29,6 +30,31 @@ def test_pump_copies_everything_and_captures_only_while_a_target_is_set(tmp_path
         os.close(fd)
     assert buffer.value() == "during \u00e9\n"
     assert log.read_text() == "before\nduring \u00e9\nafter\n"  # the flush markers never reach the log
+
+
+class _SlowText(CappedText):
+    """A buffer slow to take text, as one is when the pump thread loses the CPU between two steps."""
+
+    def write(self, text: str) -> int:
+        time.sleep(0.2)
+        return super().write(text)
+
+
+def test_a_flush_returns_only_once_the_text_before_it_is_in_the_buffer(tmp_path: Path) -> None:
+    """The end of a statement reads its buffer right after the last flush: nothing may still be on its way."""
+    fd = os.open(tmp_path / "driver.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    pump = FdPump(fd)
+    try:
+        buffer = _SlowText(100)
+        pump.set_target(buffer)
+        os.write(fd, b"busy\n")
+        time.sleep(0.1)  # the pump is in the slow write now, so the text and the flush marker arrive in one read
+        os.write(fd, b"from the jvm\n")
+        pump.flush()
+        assert buffer.value() == "busy\nfrom the jvm\n"
+    finally:
+        pump.close()
+        os.close(fd)
 
 
 def test_statement_output_includes_subprocesses_through_fd_1() -> None:

@@ -158,17 +158,18 @@ class FdPump:
 
     def _copy(self, data: bytes) -> None:
         with self._lock:
-            for marker in _MARKER.findall(data):
-                event = self._flushes.get(marker)
-                if event is not None:
-                    event.set()
+            flushed = [self._flushes.get(marker) for marker in _MARKER.findall(data)]
             data = _MARKER.sub(b"", data)  # also the markers of flushes nobody waits for any more
             target = self._target
             text = self._decoder.decode(data) if target is not None else ""
-        while data:
-            data = data[os.write(self._original, data) :]
         if target is not None and text:
             target.write(text)
+        while data:
+            data = data[os.write(self._original, data) :]
+        # Only now: a flush's waiter reads the buffer as soon as it wakes, so the text before the marker must be in.
+        for event in flushed:
+            if event is not None:
+                event.set()
 
 
 def _flush_c_stdio() -> None:
