@@ -45,8 +45,9 @@ class Settings(BaseSettings):
         default=5.0,
         ge=0,
         le=300,
-        description="An api process trusts an API token it checked this recently without asking the database; "
-        "a revoke made in another process takes this long to bite (0: check every request)",
+        description="An api process trusts an API token or Basic credentials it checked this recently without "
+        "asking the database; a revoke, new password or disable made in another process takes this long to bite "
+        "(0: check every request)",
     )
     public_url: str | None = Field(default=None, description="URL users reach the API at, for links")
     log_level: str = Field(default="INFO", description="Python log level of every role")

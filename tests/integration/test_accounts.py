@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
 
 from sparkplane.services import security, users
 from sparkplane.services.context import Context
+from sparkplane.services.principal import Principal
 from tests.integration.conftest import ADMIN, ALICE, basic
 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def as_principal(user: dict[str, Any]) -> Principal:
+    return Principal(user["id"], user["username"], user["role"] == "admin")
 
 
 def test_token_lifecycle(api: TestClient) -> None:
@@ -93,8 +100,29 @@ def test_a_token_checked_moments_ago_is_dropped_at_once_on_revoke_disable_or_rol
     assert response.status_code == 401 and "disabled" in response.json()["detail"]
 
 
+def test_basic_credentials_checked_moments_ago_are_dropped_at_once_on_a_new_password_or_disable(
+    api: TestClient, ctx: Context
+) -> None:
+    alice = api.get("/api/v1/users/me", headers=basic("alice", "alice-password")).json()
+    assert users.recent_basic(ctx, "alice", "alice-password") == as_principal(alice)
+    assert users.recent_basic(ctx, "alice", "not-her-password") is None  # only the exact pair
+
+    api.patch(f"/api/v1/users/{alice['id']}", headers=ADMIN, json={"password": "alice-new-pass"})
+    assert users.recent_basic(ctx, "alice", "alice-password") is None
+    assert api.get("/api/v1/users/me", headers=basic("alice", "alice-password")).status_code == 401
+    assert api.get("/api/v1/users/me", headers=basic("alice", "alice-new-pass")).status_code == 200
+
+    api.patch(f"/api/v1/users/{alice['id']}", headers=ADMIN, json={"is_active": False})
+    assert api.get("/api/v1/users/me", headers=basic("alice", "alice-new-pass")).status_code == 401
+
+
+def test_a_wrong_password_is_never_remembered(api: TestClient, ctx: Context) -> None:
+    assert api.get("/api/v1/users/me", headers=basic("alice", "wrong-password")).status_code == 401
+    assert users.recent_basic(ctx, "alice", "wrong-password") is None
+
+
 def test_with_no_token_cache_every_request_asks_the_database(api: TestClient, ctx: Context) -> None:
-    ctx.tokens = security.RecentTokens(ttl_seconds=0)
+    ctx.recent_credentials = security.RecentCredentials(ttl_seconds=0)
     secret = api.post("/api/v1/tokens", headers=ALICE, json={"name": "uncached"}).json()["token"]
     assert api.get("/api/v1/users/me", headers=bearer(secret)).status_code == 200
     assert users.recent_token(ctx, secret) is None

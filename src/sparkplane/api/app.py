@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from sparkplane import __version__
 from sparkplane.api import errors, web_render
-from sparkplane.api.deps import QuickReads, TokenChecks
+from sparkplane.api.deps import CredentialChecks, QuickReads
 from sparkplane.api.middleware import BodyLimit, Metrics
 from sparkplane.api.routers import (
     accounts,
@@ -47,7 +47,7 @@ def create_app(ctx: Context) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.quick_reads = QuickReads()
-    app.state.token_checks = TokenChecks()
+    app.state.credential_checks = CredentialChecks()
     errors.install(app)
     app.add_exception_handler(web_render.LoginRequired, web_render.login_redirect)  # type: ignore[arg-type]
     # The router tries routes in this order, so the ones clients poll come first: matching a route near the

@@ -15,7 +15,7 @@ from sparkplane.db.uow import Database
 from sparkplane.domain.clock import Clock, SystemClock
 from sparkplane.domain.errors import InvalidInput, Unsupported
 from sparkplane.services.encryption import Cipher, cipher_for
-from sparkplane.services.security import RecentTokens
+from sparkplane.services.security import RecentCredentials
 from sparkplane.settings import Settings
 from sparkplane.storage.blob import BlobStore, open_blob_store
 
@@ -101,7 +101,7 @@ class Context:
     cipher: Cipher  # users' credentials, at rest
     dispatcher: Dispatcher = field(default_factory=NullDispatcher)
     clock: Clock = field(default_factory=SystemClock)
-    tokens: RecentTokens = field(default_factory=RecentTokens)
+    recent_credentials: RecentCredentials = field(default_factory=RecentCredentials)
 
     def close(self) -> None:
         self.backends.close()
@@ -197,5 +197,5 @@ def build_context(
         cipher=cipher_for(settings),
         dispatcher=dispatcher or NullDispatcher(),
         clock=clock or SystemClock(),
-        tokens=RecentTokens(settings.token_cache_seconds),
+        recent_credentials=RecentCredentials(settings.token_cache_seconds),
     )

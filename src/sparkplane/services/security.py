@@ -1,7 +1,9 @@
 """Passwords (argon2) and API tokens (random, stored as sha256), with short caches for both.
 
 argon2 is slow on purpose (~tens of ms). Livy clients send HTTP Basic on every request, so a verified
-(username, password) pair is remembered for a minute, keyed by a keyed hash that never leaves the process.
+(username, password) pair is remembered for a minute against its password hash, keyed by a keyed hash that
+never leaves the process. A caller checked in the last few seconds (a token, or a Basic pair) is answered
+from `RecentCredentials` without the database at all.
 """
 
 from __future__ import annotations
@@ -52,26 +54,28 @@ class VerifiedCredentials:
         self._entries: dict[str, tuple[int, str, float]] = {}
         self._lock = threading.Lock()
 
-    def _digest(self, username: str, password: str) -> str:
+    def digest(self, username: str, password: str) -> str:
+        """The pair's keyed hash: the same pair gives the same digest in this process, and nothing outside it."""
         return hmac.new(self._key, f"{username}\x00{password}".encode(), hashlib.sha256).hexdigest()
 
     def get(self, username: str, password: str, password_hash: str) -> bool:
         """True when this exact pair was verified recently against this very password hash."""
         with self._lock:
-            entry = self._entries.get(self._digest(username, password))
+            entry = self._entries.get(self.digest(username, password))
         return entry is not None and entry[1] == password_hash and entry[2] > time.monotonic()
 
     def put(self, username: str, password: str, user_id: int, password_hash: str) -> None:
         with self._lock:
             if len(self._entries) >= self._max:
                 self._entries.clear()
-            self._entries[self._digest(username, password)] = (user_id, password_hash, time.monotonic() + self._ttl)
+            self._entries[self.digest(username, password)] = (user_id, password_hash, time.monotonic() + self._ttl)
 
 
-class RecentTokens:
-    """API tokens checked in the last few seconds, by their sha256, so a client polling its session costs no
-    token query per request. The price: in another process (a second api worker, the CLI), a revoke or a
-    disabled user takes up to `ttl_seconds` to bite; in this process it bites at once (`forget*`)."""
+class RecentCredentials:
+    """Callers checked in the last few seconds, so a client polling its session costs no query per request:
+    API tokens by their sha256, Basic pairs by their keyed hash (`basic_key`). The price: in another process
+    (a second api worker, the CLI), a revoke, a new password or a disabled user takes up to `ttl_seconds` to
+    bite; in this process it bites at once (`forget*`)."""
 
     def __init__(self, ttl_seconds: float = 5.0, max_entries: int = 10_000) -> None:
         self._ttl = ttl_seconds
@@ -84,13 +88,13 @@ class RecentTokens:
         """Take this before reading the token from the database; give it back to `put`."""
         return self._forgets
 
-    def get(self, token_sha256: str) -> Principal | None:
-        entry = self._entries.get(token_sha256)  # a dict read is atomic; the lock guards writers only
+    def get(self, key: str) -> Principal | None:
+        entry = self._entries.get(key)  # a dict read is atomic; the lock guards writers only
         if entry is None or entry[1] <= time.monotonic():
             return None
         return entry[0]
 
-    def put(self, token_sha256: str, principal: Principal, generation: int) -> None:
+    def put(self, key: str, principal: Principal, generation: int) -> None:
         if self._ttl <= 0:
             return
         with self._lock:
@@ -98,7 +102,7 @@ class RecentTokens:
                 return
             if len(self._entries) >= self._max:
                 self._entries.clear()
-            self._entries[token_sha256] = (principal, time.monotonic() + self._ttl)
+            self._entries[key] = (principal, time.monotonic() + self._ttl)
 
     def forget(self, token_sha256: str) -> None:
         with self._lock:

@@ -154,13 +154,24 @@ def update_user(
         if password is not None:
             user.password_hash = security.hash_password(password)
         info = _user_info(user)
-    ctx.tokens.forget_user(user_id)
+    ctx.recent_credentials.forget_user(user_id)
     return info
+
+
+def recent_basic(ctx: Context, username: str, password: str) -> Principal | None:
+    """The pair's principal if this process checked it within the last few seconds: no database needed."""
+    return ctx.recent_credentials.get(basic_key(username, password))
+
+
+def basic_key(username: str, password: str) -> str:
+    """What stands for a Basic pair among the recent credentials (apart from the tokens' hex digests)."""
+    return "basic:" + _verified.digest(username, password)
 
 
 def authenticate_basic(ctx: Context, username: str, password: str) -> Principal:
     # A read alone, outside a transaction: Livy clients send Basic on every request, and on SQLite a
     # transaction takes the write lock. The slow hash runs after the connection is back in the pool.
+    generation = ctx.recent_credentials.generation()
     with ctx.db.autocommit() as uow:
         user = uow.users.by_username(username)
         found = None if user is None or not user.is_active else (_principal(user), user.password_hash)
@@ -168,21 +179,21 @@ def authenticate_basic(ctx: Context, username: str, password: str) -> Principal:
         security.verify_password(_dummy_hash(), password)  # same cost for unknown users: no user enumeration
         raise Unauthenticated("wrong username or password")
     principal, password_hash = found
-    if _verified.get(username, password, password_hash):
-        return principal
-    if not security.verify_password(password_hash, password):
-        raise Unauthenticated("wrong username or password")
-    _verified.put(username, password, principal.user_id, password_hash)
+    if not _verified.get(username, password, password_hash):
+        if not security.verify_password(password_hash, password):
+            raise Unauthenticated("wrong username or password")
+        _verified.put(username, password, principal.user_id, password_hash)
+    ctx.recent_credentials.put(basic_key(username, password), principal, generation)
     return principal
 
 
 def recent_token(ctx: Context, token: str) -> Principal | None:
     """The token's principal if this process checked it within the last few seconds: no database needed."""
-    return ctx.tokens.get(security.token_hash(token))
+    return ctx.recent_credentials.get(security.token_hash(token))
 
 
 def authenticate_token(ctx: Context, token: str) -> Principal:
-    digest, generation = security.token_hash(token), ctx.tokens.generation()
+    digest, generation = security.token_hash(token), ctx.recent_credentials.generation()
     with ctx.db.autocommit() as uow:
         found = uow.tokens.with_user_by_hash(digest)
         if found is None or found[0].revoked_at is not None:
@@ -195,7 +206,7 @@ def authenticate_token(ctx: Context, token: str) -> Principal:
         if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
             uow.tokens.touch(row.id, now)
         principal = _principal(user)
-    ctx.tokens.put(digest, principal, generation)
+    ctx.recent_credentials.put(digest, principal, generation)
     return principal
 
 
@@ -232,7 +243,7 @@ def revoke_token(ctx: Context, principal: Principal, token_id: int) -> TokenInfo
         if row.revoked_at is None:
             row.revoked_at = ctx.clock.now()
         info, digest = _token_info(row), row.token_hash
-    ctx.tokens.forget(digest)
+    ctx.recent_credentials.forget(digest)
     return info
 
 

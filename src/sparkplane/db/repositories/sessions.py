@@ -4,7 +4,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from sparkplane.db.models import LIVE_SESSION_STATES, Session, StateEvent, Statement
@@ -23,6 +23,11 @@ from sparkplane.domain.states import (
 ACTIVE_SESSION = LIVE_SESSION_STATES
 ACTIVE_STATEMENT = [str(s) for s in StatementState if s not in STATEMENT_TERMINAL]
 _BY_ID = ById(Session, Session.id, Session.owner_id)
+# A statement by its number, read twice per statement run (and per poll): built once, as in _lookup.
+_STATEMENT = select(Statement).where(
+    Statement.session_id == bindparam("session_id"), Statement.number == bindparam("number")
+)
+_STATEMENT_FOR_UPDATE = _STATEMENT.with_for_update()
 
 
 class SessionRepository:
@@ -104,7 +109,10 @@ class SessionRepository:
         _rows.mirror(self.db, row, values)
 
     def touch_heartbeat(self, session_id: int, now: dt.datetime) -> None:
-        self.db.execute(update(Session).where(Session.id == session_id).values(last_heartbeat_at=now))
+        self.db.execute(
+            update(Session).where(Session.id == session_id).values(last_heartbeat_at=now),
+            execution_options=_rows.UNSYNCED,
+        )
 
     def next_number(self, row: Session, now: dt.datetime) -> int:
         """Reserve the session's next statement number (atomic: UPDATE … RETURNING); a new statement is
@@ -121,7 +129,10 @@ class SessionRepository:
 
     def mark_active(self, session_id: int, now: dt.datetime) -> None:
         """Record activity on a session not loaded in this unit of work (a statement just ended)."""
-        self.db.execute(update(Session).where(Session.id == session_id).values(last_activity_at=now))
+        self.db.execute(
+            update(Session).where(Session.id == session_id).values(last_activity_at=now),
+            execution_options=_rows.UNSYNCED,
+        )
 
     def mark_dispatched(self, session_ids: Sequence[int], now: dt.datetime) -> None:
         # The relay just published their launch: their staleness (redispatch_after_seconds) counts from now.
@@ -180,10 +191,8 @@ class StatementRepository:
     def get(self, session_id: int, number: int, *, for_update: bool = False) -> Statement | None:
         if not (_ids.storable(session_id) and _ids.storable(number)):
             return None
-        query = select(Statement).where(Statement.session_id == session_id, Statement.number == number)
-        if for_update:
-            query = query.with_for_update()
-        return self.db.scalars(query).one_or_none()
+        query = _STATEMENT_FOR_UPDATE if for_update else _STATEMENT
+        return self.db.scalars(query, {"session_id": session_id, "number": number}).one_or_none()
 
     def page(
         self, session_id: int, offset: int, limit: int, *, descending: bool = False

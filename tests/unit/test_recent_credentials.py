@@ -1,4 +1,4 @@
-"""The per-process cache of API tokens checked moments ago, and the single database check per token."""
+"""The per-process cache of callers checked moments ago (API tokens, Basic pairs), one database check each."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from sparkplane.api.deps import TokenChecks
+from sparkplane.api.deps import CredentialChecks
 from sparkplane.domain.errors import Unauthenticated
 from sparkplane.services.principal import Principal
-from sparkplane.services.security import RecentTokens
+from sparkplane.services.security import RecentCredentials
 
 T = TypeVar("T")
 ALICE = Principal(1, "alice", False)
@@ -19,7 +19,7 @@ BOB = Principal(2, "bob", False)
 
 
 def test_a_checked_token_is_remembered_until_its_time_is_up() -> None:
-    tokens = RecentTokens(ttl_seconds=0.05)
+    tokens = RecentCredentials(ttl_seconds=0.05)
     tokens.put("a", ALICE, tokens.generation())
     assert tokens.get("a") == ALICE
     assert tokens.get("b") is None
@@ -28,7 +28,7 @@ def test_a_checked_token_is_remembered_until_its_time_is_up() -> None:
 
 
 def test_a_read_that_raced_a_revoke_is_not_remembered() -> None:
-    tokens = RecentTokens()
+    tokens = RecentCredentials()
     seen = tokens.generation()  # a request reads the token from the database...
     tokens.forget("a")  # ...while another revokes it and commits
     tokens.put("a", ALICE, seen)
@@ -38,7 +38,7 @@ def test_a_read_that_raced_a_revoke_is_not_remembered() -> None:
 
 
 def test_forgetting_a_user_drops_only_their_tokens() -> None:
-    tokens = RecentTokens()
+    tokens = RecentCredentials()
     for key, who in (("a1", ALICE), ("a2", ALICE), ("b1", BOB)):
         tokens.put(key, who, tokens.generation())
     tokens.forget_user(ALICE.user_id)
@@ -46,7 +46,7 @@ def test_forgetting_a_user_drops_only_their_tokens() -> None:
 
 
 def test_a_full_cache_starts_over_instead_of_growing() -> None:
-    tokens = RecentTokens(max_entries=2)
+    tokens = RecentCredentials(max_entries=2)
     for key in ("a", "b", "c"):
         tokens.put(key, ALICE, tokens.generation())
     assert tokens.get("c") == ALICE and tokens.get("a") is None
@@ -68,7 +68,7 @@ def test_requests_waiting_on_one_token_share_one_check() -> None:
         return ALICE
 
     async def main() -> list[Principal]:
-        checks = TokenChecks()
+        checks = CredentialChecks()
         return await asyncio.gather(*(checks.check("spk_a", authenticate) for _ in range(20)))
 
     assert on_own_loop(main()) == [ALICE] * 20
@@ -85,7 +85,7 @@ def test_a_refused_token_is_refused_to_every_waiter_and_checked_again_next_time(
         raise Unauthenticated("the API token is unknown or revoked")
 
     async def main() -> list[BaseException | Principal]:
-        checks = TokenChecks()
+        checks = CredentialChecks()
         first = await asyncio.gather(*(checks.check("spk_b", refuse) for _ in range(5)), return_exceptions=True)
         second = await asyncio.gather(checks.check("spk_b", refuse), return_exceptions=True)
         return [*first, *second]
