@@ -30,10 +30,10 @@ from sparkplane.backends.local.pool import CLAIM_FILE
 
 PASSWORD = "bench-admin-password"
 QUERY = "SELECT sum(id * 2) AS s FROM range(0, 20000000)"
-# Ten times the rows (about 1 s): the same fixed cost of a statement (two API requests, their writes, the
-# agent's hop) over a query that takes as long as a small real one.
+# Ten times the rows (about 0.3 s on the 2-core machine): the same fixed cost of a statement (two API requests,
+# their writes, the agent's hop) over a query that takes as long as a small real one.
 LARGE_QUERY = "SELECT sum(id * 2) AS s FROM range(0, 200000000)"
-LARGE_RUNS = 7
+LARGE_RUNS = 11
 # The JIT is still compiling this query's code over its first few runs (measured in a session: 0.30 s, then
 # 0.14, 0.17, 0.18, 0.10, 0.13, 0.08): both sides get the same warm-ups, and the median of more runs. Two JVMs
 # differ by up to a fifth on the same query (medians of 15 turns: 0.155 s in one, 0.210 s in the other), so
@@ -193,10 +193,19 @@ class Turns:
 def taking_turns(
     direct: DirectSpark, agent: StraightToAgent, http: httpx.Client, session_id: int, query: str, runs: int
 ) -> Turns:
+    """Each way runs the query twice in a row and the second run is timed, so every timed run starts in a JVM
+    that has just run it. Why: a JVM that sat idle runs its next query slower, and timing the first run made
+    the order of the turn part of the figure. Measured on 2 cores with single runs, direct, session, straight:
+    the session's query, run after its JVM had idled through the direct one, took 13 to 17 ms more than the
+    one sent straight to the agent just after it; in the other order, 1 to 7 ms more. The direct one idled
+    through both others, and came out slowest (straight to the agent: 0.78 to 0.95x direct)."""
     turns = Turns()
     for _ in range(runs):
+        direct.query(query)
         turns.directly.append(direct.query(query))
+        run(http, session_id, query, "sql")
         turns.through_session.append(run(http, session_id, query, "sql")[0])
+        agent.query(query)
         turns.straight_to_agent.append(agent.query(query))
     return turns
 
