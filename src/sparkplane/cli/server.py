@@ -4,6 +4,7 @@ settings once, runs, and closes it; `sparkplane up` (cli/up.py) runs them all as
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import shutil
@@ -93,6 +94,7 @@ def api(
     from sparkplane.api.app import create_app
 
     config = uvicorn.Config(create_app(ctx), host=settings.host, port=settings.port, **common)  # type: ignore[arg-type]
+    _freeze_startup_objects()
     try:
         uvicorn.Server(config).run()
     finally:
@@ -103,7 +105,20 @@ def api_worker_app() -> FastAPI:
     """The app of one api worker process (uvicorn --workers imports this by name in each of them)."""
     from sparkplane.api.app import create_app
 
-    return create_app(context_for(settings_for(), "api"))
+    app = create_app(context_for(settings_for(), "api"))
+    _freeze_startup_objects()
+    return app
+
+
+def _freeze_startup_objects() -> None:
+    """Take what the process built to start (modules, routes, schemas, mappers: about 170,000 objects in an
+    api process) out of the garbage collector's reach: it lives as long as the process. Why: each full
+    collection walked all of it, about 130 ms with every thread stopped. Measured under load (200 clients,
+    2 api processes on 2 cores): session GET p99 275 -> 157-169 ms with clients never pausing, and 312 ->
+    111-139 ms when they offer 80% of the top rate. Only in a role's process, once it is built: a test
+    process must stay free to collect what it frees."""
+    gc.collect()
+    gc.freeze()
 
 
 def _metrics_folder(settings: Settings, role: str) -> None:
@@ -139,6 +154,7 @@ def worker(
         "-Q",
         "sparkplane",
     ]
+    _freeze_startup_objects()
     try:
         app.worker_main(argv)
     finally:
@@ -149,6 +165,7 @@ def _run_watcher(role: str, data_dir: Path | None, make: Callable[[Context], Loo
     ctx = context_for(settings_for(data_dir), role)
     loop = make(ctx)
     loop.install_signal_handlers()
+    _freeze_startup_objects()
     try:
         loop.run()
     finally:
