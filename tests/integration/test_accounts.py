@@ -104,11 +104,11 @@ def test_basic_credentials_checked_moments_ago_are_dropped_at_once_on_a_new_pass
     api: TestClient, ctx: Context
 ) -> None:
     alice = api.get("/api/v1/users/me", headers=basic("alice", "alice-password")).json()
-    assert users.recent_basic(ctx, "alice", "alice-password") == as_principal(alice)
-    assert users.recent_basic(ctx, "alice", "not-her-password") is None  # only the exact pair
+    assert users.recent_basic(ctx, users.basic_key("alice", "alice-password")) == as_principal(alice)
+    assert users.recent_basic(ctx, users.basic_key("alice", "not-her-password")) is None  # only the exact pair
 
     api.patch(f"/api/v1/users/{alice['id']}", headers=ADMIN, json={"password": "alice-new-pass"})
-    assert users.recent_basic(ctx, "alice", "alice-password") is None
+    assert users.recent_basic(ctx, users.basic_key("alice", "alice-password")) is None
     assert api.get("/api/v1/users/me", headers=basic("alice", "alice-password")).status_code == 401
     assert api.get("/api/v1/users/me", headers=basic("alice", "alice-new-pass")).status_code == 200
 
@@ -118,7 +118,7 @@ def test_basic_credentials_checked_moments_ago_are_dropped_at_once_on_a_new_pass
 
 def test_a_wrong_password_is_never_remembered(api: TestClient, ctx: Context) -> None:
     assert api.get("/api/v1/users/me", headers=basic("alice", "wrong-password")).status_code == 401
-    assert users.recent_basic(ctx, "alice", "wrong-password") is None
+    assert users.recent_basic(ctx, users.basic_key("alice", "wrong-password")) is None
 
 
 def test_with_no_token_cache_every_request_asks_the_database(api: TestClient, ctx: Context) -> None:

@@ -59,8 +59,8 @@ async def get_principal(request: Request, ctx: CtxDep) -> Principal:
     if scheme == "bearer" and (token := value.strip()):
         recent, key = users.recent_token(ctx, token), token
     elif scheme == "basic":
-        username, password = _basic_pair(value)
-        recent, key = users.recent_basic(ctx, username, password), users.basic_key(username, password)
+        key = users.basic_key(*_basic_pair(value))
+        recent = users.recent_basic(ctx, key)
     if key is None:
         return await run_in_threadpool(_authenticate, request, ctx)
     if recent is not None:

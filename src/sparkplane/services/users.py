@@ -158,9 +158,10 @@ def update_user(
     return info
 
 
-def recent_basic(ctx: Context, username: str, password: str) -> Principal | None:
-    """The pair's principal if this process checked it within the last few seconds: no database needed."""
-    return ctx.recent_credentials.get(basic_key(username, password))
+def recent_basic(ctx: Context, key: str) -> Principal | None:
+    """The principal of a Basic pair (its `basic_key`) if this process checked it within the last few seconds:
+    no database needed."""
+    return ctx.recent_credentials.get(key)
 
 
 def basic_key(username: str, password: str) -> str:
