@@ -41,6 +41,16 @@ def pg_url() -> str:
     return url
 
 
+def terminate_pg_backend(pid: int) -> None:
+    """What a database restart does to a pooled connection: its server process is gone."""
+    admin = make_engine(pg_url())
+    try:
+        with admin.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one() is True
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def pg_schema() -> Iterator[str]:
     """The test database, migrated once per run with alembic (so the migrations themselves are exercised)."""

@@ -80,6 +80,8 @@ def test_database_briefly_unreachable_answers_503_then_recovers(plane: Plane, ap
             ("GET", "/livy/batches", None),
             ("POST", "/livy/batches", {"file": app_file, "args": ["1"], "name": f"cut-{uuid.uuid4().hex[:6]}"}),
             ("GET", "/api/v1/clusters", None),
+            ("GET", f"/api/v1/batches/{running}", None),  # a polled read: on the event loop (db/loop_reads.py)
+            ("GET", f"/livy/batches/{running}/state", None),
         ):
             response = plane.http.request(method, path, json=body)
             assert response.status_code == 503, f"{method} {path}: {response.status_code} {response.text}"

@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from sparkplane.db import base
 from sparkplane.db.base import make_engine
-from tests.conftest import pg_url
+from tests.conftest import pg_url, terminate_pg_backend
 
 pytestmark = pytest.mark.postgres
 
@@ -27,22 +27,12 @@ def _backend_pid(engine: Engine) -> int:
         return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
 
-def _terminate(pid: int) -> None:
-    """What a database restart does to a pooled connection: its server process is gone."""
-    admin = make_engine(pg_url())
-    try:
-        with admin.connect() as conn:
-            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one() is True
-    finally:
-        admin.dispose()
-
-
 def test_a_connection_idle_past_the_ping_age_is_tested_and_replaced(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(base, "IDLE_PING_SECONDS", 0.0)  # every returned connection counts as idle
     first = _backend_pid(engine)
-    _terminate(first)
+    terminate_pg_backend(first)
     second = _backend_pid(engine)  # no error: the ping found it dead and the pool opened another
     assert second != first
 
@@ -50,7 +40,7 @@ def test_a_connection_idle_past_the_ping_age_is_tested_and_replaced(
 def test_a_connection_returned_moments_ago_is_not_tested(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(base, "IDLE_PING_SECONDS", 3600.0)
     first = _backend_pid(engine)
-    _terminate(first)
+    terminate_pg_backend(first)
     with pytest.raises(OperationalError):  # handed out untested, so the first query finds it dead...
         _backend_pid(engine)
     assert _backend_pid(engine) != first  # ...and SQLAlchemy invalidated it: the next checkout is a new one

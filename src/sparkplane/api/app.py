@@ -34,7 +34,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # No more request threads than pooled database connections (anyio's default is 40): a thread past the
     # pool would open, and close, a connection of its own per request.
     anyio.to_thread.current_default_thread_limiter().total_tokens = API_THREADS
-    yield
+    quick_reads: QuickReads = app.state.quick_reads
+    ctx: Context = app.state.ctx
+    quick_reads.open_on_loop(ctx.db.engine)
+    try:
+        yield
+    finally:
+        await quick_reads.close()
 
 
 def create_app(ctx: Context) -> FastAPI:

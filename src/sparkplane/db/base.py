@@ -64,7 +64,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", API_THREADS + QUICK_READ_THREADS)
     kwargs.setdefault("max_overflow", 10)
     engine = create_engine(url, **kwargs)
-    _ping_when_idle(engine)
+    ping_when_idle(engine)
     return engine
 
 
@@ -76,7 +76,7 @@ IDLE_PING_SECONDS = 1.0
 _RETURNED_AT = "sparkplane_returned_at"
 
 
-def _ping_when_idle(engine: Engine) -> None:
+def ping_when_idle(engine: Engine) -> None:
     @event.listens_for(engine, "checkin")
     def _returned(_dbapi_connection: Any, record: Any) -> None:
         record.info[_RETURNED_AT] = time.monotonic()

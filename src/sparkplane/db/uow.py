@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import cached_property
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from sparkplane.db.repositories.batches import BatchRepository
@@ -18,22 +20,65 @@ from sparkplane.db.repositories.users import TokenRepository, UserRepository
 from sparkplane.db.repositories.web_logins import WebLoginRepository
 from sparkplane.db.repositories.workspace import WorkspaceRepository
 
+# The connection of a read running on the event loop (db/loop_reads.py), for `Database.autocommit()`; None
+# everywhere else.
+LOOP_CONNECTION: ContextVar[Connection | None] = ContextVar("sparkplane_loop_connection", default=None)
+
 
 class UnitOfWork:
+    """The repositories are made when first used: a polled read uses one of the eleven, and making them all
+    was a few per cent of a session GET."""
+
     def __init__(self, db: Session) -> None:
         self.db = db
-        self.users = UserRepository(db)
-        self.tokens = TokenRepository(db)
-        self.files = FileRepository(db)
-        self.batches = BatchRepository(db)
-        self.outbox = OutboxRepository(db)
-        self.sessions = SessionRepository(db)
-        self.statements = StatementRepository(db)
-        self.clusters = ClusterRepository(db)
-        self.credentials = CredentialRepository(db)
-        self.workspace = WorkspaceRepository(db)
-        self.web_logins = WebLoginRepository(db)
-        self.skip_locked = db.get_bind().dialect.name == "postgresql"
+
+    @cached_property
+    def users(self) -> UserRepository:
+        return UserRepository(self.db)
+
+    @cached_property
+    def tokens(self) -> TokenRepository:
+        return TokenRepository(self.db)
+
+    @cached_property
+    def files(self) -> FileRepository:
+        return FileRepository(self.db)
+
+    @cached_property
+    def batches(self) -> BatchRepository:
+        return BatchRepository(self.db)
+
+    @cached_property
+    def outbox(self) -> OutboxRepository:
+        return OutboxRepository(self.db)
+
+    @cached_property
+    def sessions(self) -> SessionRepository:
+        return SessionRepository(self.db)
+
+    @cached_property
+    def statements(self) -> StatementRepository:
+        return StatementRepository(self.db)
+
+    @cached_property
+    def clusters(self) -> ClusterRepository:
+        return ClusterRepository(self.db)
+
+    @cached_property
+    def credentials(self) -> CredentialRepository:
+        return CredentialRepository(self.db)
+
+    @cached_property
+    def workspace(self) -> WorkspaceRepository:
+        return WorkspaceRepository(self.db)
+
+    @cached_property
+    def web_logins(self) -> WebLoginRepository:
+        return WebLoginRepository(self.db)
+
+    @cached_property
+    def skip_locked(self) -> bool:
+        return self.db.get_bind().dialect.name == "postgresql"
 
 
 class Database:
@@ -41,10 +86,14 @@ class Database:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._autocommit = sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+        self._on_connection = sessionmaker(expire_on_commit=False)
 
     @contextmanager
     def uow(self) -> Iterator[UnitOfWork]:
         """Commit on success, roll back on any exception."""
+        if LOOP_CONNECTION.get() is not None:
+            # Its blocking connection would stop the event loop for every round trip: loud, not slow.
+            raise RuntimeError("a transaction was opened inside a read on the event loop (db/loop_reads.py)")
         with self._sessions() as db, db.begin():
             yield UnitOfWork(db)
 
@@ -52,8 +101,10 @@ class Database:
     def autocommit(self) -> Iterator[UnitOfWork]:
         """No transaction: each statement commits on its own. For the hot reads of the API (a token, a session),
         which then cost one round trip per query instead of BEGIN, the queries and COMMIT (and on SQLite take
-        no write lock). Only for reads and single-statement stamps: nothing here may need a rollback."""
-        with self._autocommit() as db:
+        no write lock). Only for reads and single-statement stamps: nothing here may need a rollback.
+        Inside a call of db/loop_reads.LoopReads it runs on that call's connection, on the event loop."""
+        connection = LOOP_CONNECTION.get()
+        with self._autocommit() if connection is None else self._on_connection(bind=connection) as db:
             yield UnitOfWork(db)
 
     @contextmanager
