@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import text
@@ -17,6 +20,8 @@ from sparkplane.domain.clock import Clock
 from sparkplane.services import users
 from sparkplane.services.context import Backends, Context, build_context
 from sparkplane.settings import Settings, load_settings
+
+T = TypeVar("T")
 
 ADMIN_PASSWORD = "admin-password-1"
 
@@ -39,6 +44,13 @@ def pg_url() -> str:
     if not url:
         pytest.fail("SPARKPLANE_TEST_PG_URL is not set: run the suite with scripts/test, which starts PostgreSQL")
     return url
+
+
+def on_own_loop(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run on a thread of its own: the browser tests leave an event loop running on this one (Playwright's
+    sync API keeps one), where asyncio.run refuses."""
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="own-loop") as pool:
+        return pool.submit(asyncio.run, main).result()
 
 
 def terminate_pg_backend(pid: int) -> None:

@@ -18,7 +18,7 @@ from sparkplane.db.models import Session
 from sparkplane.db.uow import LOOP_CONNECTION, Database
 from sparkplane.services import sessions
 from sparkplane.services.context import Context
-from tests.conftest import pg_url, terminate_pg_backend
+from tests.conftest import on_own_loop, pg_url, terminate_pg_backend
 from tests.integration.conftest import ALICE
 
 
@@ -90,7 +90,7 @@ def _in_a_lane(scenario: Callable[[LoopReads, Database], Awaitable[None]]) -> No
             await reads.close()
 
     try:
-        asyncio.run(run())
+        on_own_loop(run())
     finally:
         db.dispose()
 

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import time
-from collections.abc import Coroutine
-from typing import Any, TypeVar
 
 from sparkplane.api.deps import CredentialChecks
 from sparkplane.domain.errors import Unauthenticated
 from sparkplane.services.principal import Principal
 from sparkplane.services.security import RecentCredentials
+from tests.conftest import on_own_loop
 
-T = TypeVar("T")
 ALICE = Principal(1, "alice", False)
 BOB = Principal(2, "bob", False)
 
@@ -50,12 +47,6 @@ def test_a_full_cache_starts_over_instead_of_growing() -> None:
     for key in ("a", "b", "c"):
         tokens.put(key, ALICE, tokens.generation())
     assert tokens.get("c") == ALICE and tokens.get("a") is None
-
-
-def on_own_loop(main: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run on a thread of its own: the browser tests leave an event loop running on this one."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, main).result()
 
 
 def test_requests_waiting_on_one_token_share_one_check() -> None:

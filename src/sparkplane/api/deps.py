@@ -16,7 +16,6 @@ from starlette.concurrency import run_in_threadpool
 
 from sparkplane.db import loop_reads
 from sparkplane.db.base import QUICK_READ_THREADS
-from sparkplane.db.loop_reads import LoopReads
 from sparkplane.domain.errors import Unauthenticated
 from sparkplane.services import users, web_logins
 from sparkplane.services.context import Context
@@ -145,12 +144,12 @@ class QuickReads:
 
     def __init__(self, threads: int = QUICK_READ_THREADS) -> None:
         self._limiter = anyio.CapacityLimiter(threads)
-        self._on_loop: LoopReads | None = None
+        self._on_loop: loop_reads.LoopReads | None = None
 
     def open_on_loop(self, engine: Engine) -> None:
         """From the app's lifespan, on the loop that will serve the requests; a no-op without an async driver."""
         if loop_reads.supports(engine):
-            self._on_loop = LoopReads(engine)
+            self._on_loop = loop_reads.LoopReads(engine)
 
     async def close(self) -> None:
         on_loop, self._on_loop = self._on_loop, None
