@@ -19,6 +19,9 @@ if ! command -v krb5-config >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends libkrb5-dev gcc >/dev/null
 fi
 
+# Where `pip install --user` puts uv: found there even from a shell with another environment active, whose
+# python3.11 may have no pip to install it again with.
+export PATH="$HOME/.local/bin:$PATH"
 if ! command -v uv >/dev/null 2>&1; then
   python3.11 -m pip install --quiet --user uv 2>/dev/null || python3.11 -m pip install --quiet uv
   export PATH="$HOME/.local/bin:$PATH"
@@ -33,7 +36,10 @@ if [ ! -f "$venv/.complete" ]; then
     echo "Creating the Python environment in $venv (once per lock file)..." >&2
     rm -rf "$venv"
     uv venv --quiet --python 3.11 "$venv"
-    VIRTUAL_ENV="$venv" uv pip sync --quiet "$repo_root/requirements.lock"
+    # Compiled now, once: where PYTHONDONTWRITEBYTECODE is set (as on CI's machines), Python never writes
+    # bytecode, and every process (each role, each session's agent, each CLI call) compiled the modules it
+    # imported from source: 6.6 s to import the api and worker, 2.9 s compiled; pyspark 1.4 s, 0.4 s.
+    VIRTUAL_ENV="$venv" uv pip sync --quiet --compile-bytecode "$repo_root/requirements.lock"
     touch "$venv/.complete"
   fi
   flock -u 9
@@ -43,5 +49,8 @@ VIRTUAL_ENV="$venv" uv pip install --quiet --no-deps -e "$repo_root"
 
 # shellcheck disable=SC1091
 source "$venv/bin/activate"
+# sparkplane's own modules likewise, in their __pycache__ folders (ignored by git); only changed files are
+# compiled again (2.9 -> 2.1 s to import the api and worker).
+python -m compileall -q "$repo_root/src" >/dev/null
 SPARK_HOME=$(python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
 export SPARK_HOME
