@@ -102,12 +102,16 @@ class RecordingDispatcher:
     def __init__(self) -> None:
         self.published: list[tuple[str, int]] = []
         self.broker_up = True
+        self.warmed = 0
 
     def publish(self, task: str, entity_id: int) -> bool:
         if not self.broker_up:
             return False
         self.published.append((task, entity_id))
         return True
+
+    def warm(self) -> None:
+        self.warmed += 1
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

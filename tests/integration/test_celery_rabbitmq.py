@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import kombu.pools
 import pytest
 from celery.contrib.testing.worker import start_worker
 from kombu import Connection
@@ -18,6 +21,7 @@ from sparkplane.services import batch_runs, batches
 from sparkplane.services.batches import BatchRequest
 from sparkplane.services.context import Context
 from sparkplane.services.principal import Principal
+from sparkplane.settings import load_settings
 from sparkplane.worker import tasks
 from sparkplane.worker.celery_app import QUEUE, CeleryDispatcher, make_celery
 
@@ -85,3 +89,31 @@ def test_readyz_reports_the_broker(celery_ctx: Context) -> None:
     from sparkplane.services import health
 
     assert health.broker_ok(celery_ctx) is None
+
+
+def test_warm_declares_the_queue_before_the_first_publish(amqp_url: str, tmp_path: Path) -> None:
+    # Producers are pooled per broker URL for the whole process (kombu.pools), each connection remembering what
+    # it declared: an earlier test's would skip the declaration. A role's process starts with none.
+    kombu.pools.reset()
+    dispatcher = CeleryDispatcher(make_celery(load_settings(broker_url=amqp_url, data_dir=tmp_path)))
+    try:
+        dispatcher.warm()  # the fixture deleted the queue
+        with Connection(amqp_url) as conn:
+            _, messages, _ = conn.default_channel.queue_declare(QUEUE, passive=True)  # raises if it is missing
+        assert messages == 0
+    finally:
+        dispatcher.app.pool.force_close_all()
+
+
+def test_a_broker_down_at_start_makes_the_first_publish_skip_not_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as closed:  # bound, never listening: connections to it are refused
+        closed.bind(("127.0.0.1", 0))
+        url = f"amqp://guest:guest@127.0.0.1:{closed.getsockname()[1]}//"
+        dispatcher = CeleryDispatcher(make_celery(load_settings(broker_url=url, data_dir=tmp_path)))
+        dispatcher.warm()  # logs, never raises: the role starts all the same
+    sent: list[str] = []
+    monkeypatch.setattr(dispatcher.app, "send_task", lambda name, **_: sent.append(name))
+    assert dispatcher.publish("launch_batch", 1) is False  # the outbox relay publishes it later
+    assert sent == []  # without a second connection attempt on the request's path

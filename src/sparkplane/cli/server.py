@@ -94,7 +94,7 @@ def api(
     from sparkplane.api.app import create_app
 
     config = uvicorn.Config(create_app(ctx), host=settings.host, port=settings.port, **common)  # type: ignore[arg-type]
-    _freeze_startup_objects()
+    _ready_to_serve(ctx, publishes=True)
     try:
         uvicorn.Server(config).run()
     finally:
@@ -105,9 +105,18 @@ def api_worker_app() -> FastAPI:
     """The app of one api worker process (uvicorn --workers imports this by name in each of them)."""
     from sparkplane.api.app import create_app
 
-    app = create_app(context_for(settings_for(), "api"))
-    _freeze_startup_objects()
+    ctx = context_for(settings_for(), "api")
+    app = create_app(ctx)
+    _ready_to_serve(ctx, publishes=True)
     return app
+
+
+def _ready_to_serve(ctx: Context, *, publishes: bool) -> None:
+    """Build what the role's first request would otherwise build (services/warmup.py), then freeze it all."""
+    from sparkplane.services.warmup import warm_up
+
+    warm_up(ctx, publishes=publishes)
+    _freeze_startup_objects()
 
 
 def _freeze_startup_objects() -> None:
@@ -154,7 +163,7 @@ def worker(
         "-Q",
         "sparkplane",
     ]
-    _freeze_startup_objects()
+    _ready_to_serve(ctx, publishes=False)
     try:
         app.worker_main(argv)
     finally:
@@ -165,7 +174,7 @@ def _run_watcher(role: str, data_dir: Path | None, make: Callable[[Context], Loo
     ctx = context_for(settings_for(data_dir), role)
     loop = make(ctx)
     loop.install_signal_handlers()
-    _freeze_startup_objects()
+    _ready_to_serve(ctx, publishes=True)
     try:
         loop.run()
     finally:

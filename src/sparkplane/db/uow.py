@@ -8,7 +8,7 @@ from contextvars import ContextVar
 from functools import cached_property
 
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
 from sparkplane.db.repositories.batches import BatchRepository
 from sparkplane.db.repositories.clusters import ClusterRepository
@@ -124,6 +124,10 @@ class Database:
                 if taken:
                     conn.execute(text("SELECT pg_advisory_unlock(:s, :k)"), {"s": space, "k": key})
                     conn.commit()
+
+    def warm(self) -> None:
+        """Configure the ORM's mappers now rather than in the first query of the process (tens of ms)."""
+        configure_mappers()
 
     def dispose(self) -> None:
         self.engine.dispose()

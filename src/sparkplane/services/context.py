@@ -25,12 +25,18 @@ class Dispatcher(Protocol):
 
     def publish(self, task: str, entity_id: int) -> bool: ...
 
+    def warm(self) -> None:
+        """Pay now, as the process starts, what the first publish would (a connection to the broker)."""
+
 
 class NullDispatcher:
     """Publishes nothing: the outbox keeps every entry until a real dispatcher relays it."""
 
     def publish(self, task: str, entity_id: int) -> bool:
         return False
+
+    def warm(self) -> None:
+        pass
 
 
 class Backends:

@@ -203,7 +203,10 @@ def _observed_fields(row: Session, obs: Observation, now: dt.datetime) -> dict[s
     if obs.ui_url and obs.ui_url != row.ui_url:
         fields["ui_url"] = obs.ui_url
     if obs.state == Observed.UNKNOWN:
-        log.warning("session %s: agent state %r is unknown to sparkplane; waiting", row.id, obs.native_state)
+        # A session being stopped goes through such states every time (its agent says 'stopping', then stops
+        # answering): a warning there is noise in every DELETE. Anywhere else it is news.
+        level = logging.INFO if row.state == SessionState.SHUTTING_DOWN else logging.WARNING
+        log.log(level, "session %s: agent state %r decides nothing yet; waiting", row.id, obs.native_state)
     return fields
 
 

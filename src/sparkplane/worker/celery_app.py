@@ -77,6 +77,18 @@ class CeleryDispatcher:
             return False
         return True
 
+    def warm(self) -> None:
+        """Open the publishing connection and declare the queue now, and import the result backend Celery
+        looks up on every send: the first publish of a process paid for all three. A broker that is down
+        is treated as in publish: no publish for a while, and the outbox relay catches up."""
+        try:
+            _ = self.app.backend
+            with self.app.producer_or_acquire() as producer:
+                producer.maybe_declare(self.app.amqp.queues[QUEUE], retry=False)
+        except Exception as exc:  # as in publish: kombu raises many kinds
+            log.warning("could not reach the broker at start: %s; publishing again in %.0fs", exc, self.backoff)
+            self._down_until = time.monotonic() + self.backoff
+
     def ping(self) -> None:
         with self.app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
