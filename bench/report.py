@@ -99,11 +99,25 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}"
 
 
-def markdown(outcomes: list[Outcome], command: str) -> str:
+def host_loop_ms() -> float:
+    """The best of five runs of one fixed pure-Python loop, before any benchmark. The development machines differ
+    from day to day by up to three times (the same GET /healthz phase served 2,797 req/s on one day and 9,015 on
+    another, a bare getOrCreate took 7.3 s and 15.9 s): with this beside them, reports of different days can be
+    told apart from changes in the code."""
+    best = math.inf
+    for _ in range(5):
+        started = time.perf_counter()
+        sum(i * i for i in range(2_000_000))
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
+def markdown(outcomes: list[Outcome], command: str, host_ms: float) -> str:
     lines = [
         "# sparkplane benchmarks",
         "",
-        f"`{command}` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; {machine()}.",
+        f"`{command}` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; {machine()}; "
+        f"host speed: a fixed Python loop in {host_ms:.0f} ms (bench/report.host_loop_ms).",
         "Baselines are measured in the same run; targets are reported, not asserted.",
         "",
         "| " + " | ".join(HEADER) + " |",
@@ -115,12 +129,13 @@ def markdown(outcomes: list[Outcome], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(outcomes: list[Outcome], command: str) -> None:
+def write(outcomes: list[Outcome], command: str, host_ms: float) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "report.md").write_text(markdown(outcomes, command))
+    (RESULTS / "report.md").write_text(markdown(outcomes, command, host_ms))
     data = {
         "command": command,
         "machine": machine(),
+        "host_loop_ms": host_ms,
         "at": dt.datetime.now(dt.UTC).isoformat(),
         "benchmarks": [
             {**asdict(o), "figures": [{**asdict(f), "ratio": f.ratio} for f in o.figures]} for o in outcomes
@@ -152,9 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         + (" --quick" if args.quick else "")
         + (f" --only {args.only}" if argv and "--only" in argv else "")
     )
+    host_ms = host_loop_ms()
+    print(f"host speed: a fixed Python loop in {host_ms:.0f} ms", flush=True)
     outcomes = run(names, args.quick)
     show(outcomes)
-    write(outcomes, command)
+    write(outcomes, command, host_ms)
     print(f"(written to {(RESULTS / 'report.md').relative_to(ROOT)} and report.json)")
     return 1 if any(o.error for o in outcomes) else 0
 
