@@ -24,7 +24,6 @@ fi
 export PATH="$HOME/.local/bin:$PATH"
 if ! command -v uv >/dev/null 2>&1; then
   python3.11 -m pip install --quiet --user uv 2>/dev/null || python3.11 -m pip install --quiet uv
-  export PATH="$HOME/.local/bin:$PATH"
 fi
 
 mkdir -p "$cache_root"
